@@ -1,0 +1,320 @@
+package email
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math/big"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sspr-go/sspr/flows"
+	"github.com/sspr-go/sspr/plugin/store"
+)
+
+// ID is the flow's ID.
+const ID = "email"
+
+// Defaults of [Config].
+const (
+	DefaultCodeTTL     = 10 * time.Minute
+	DefaultCodeLength  = 8
+	DefaultMaxAttempts = 5
+	DefaultMaxResends  = 3
+)
+
+// tokenBytes is the size of a link token: 256 bits from crypto/rand.
+const tokenBytes = 32
+
+// Config configures the email flow. Zero fields take their defaults.
+type Config struct {
+	// CodeTTL is how long a link and code stay valid. Default: 10 minutes;
+	// between 1 and 60 minutes.
+	CodeTTL time.Duration
+	// CodeLength is the number of digits of the code. Default: 8; between
+	// 6 and 10.
+	CodeLength int
+	// MaxAttempts is the number of wrong codes after which the code (and
+	// its link) is dead. Default: 5; between 1 and 10.
+	MaxAttempts int
+	// MaxResends is how often a user may ask for a new email in one
+	// journey. A resend never resets the attempt counter. Default: 3.
+	MaxResends int
+}
+
+// Flow is the email verification flow.
+type Flow struct {
+	cfg Config
+}
+
+var (
+	_ flows.Flow         = (*Flow)(nil)
+	_ flows.LinkRedeemer = (*Flow)(nil)
+)
+
+// New validates cfg and returns the email flow.
+func New(cfg Config) (*Flow, error) {
+	var errs []error
+	if cfg.CodeTTL == 0 {
+		cfg.CodeTTL = DefaultCodeTTL
+	} else if cfg.CodeTTL < time.Minute || cfg.CodeTTL > time.Hour {
+		errs = append(errs, errors.New("email: config: field 'CodeTTL': must be between 1m and 1h"))
+	}
+	if cfg.CodeLength == 0 {
+		cfg.CodeLength = DefaultCodeLength
+	} else if cfg.CodeLength < 6 || cfg.CodeLength > 10 {
+		errs = append(errs, errors.New("email: config: field 'CodeLength': must be between 6 and 10"))
+	}
+	if cfg.MaxAttempts == 0 {
+		cfg.MaxAttempts = DefaultMaxAttempts
+	} else if cfg.MaxAttempts < 1 || cfg.MaxAttempts > 10 {
+		errs = append(errs, errors.New("email: config: field 'MaxAttempts': must be between 1 and 10"))
+	}
+	if cfg.MaxResends == 0 {
+		cfg.MaxResends = DefaultMaxResends
+	} else if cfg.MaxResends < 0 || cfg.MaxResends > 10 {
+		errs = append(errs, errors.New("email: config: field 'MaxResends': must be between 0 and 10"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return &Flow{cfg: cfg}, nil
+}
+
+// ID returns "email".
+func (f *Flow) ID() string { return ID }
+
+// Kind returns [flows.KindChannel]: email proves control of an address.
+func (f *Flow) Kind() flows.Kind { return flows.KindChannel }
+
+// CodeLength returns the number of digits of a code.
+func (f *Flow) CodeLength() int { return f.cfg.CodeLength }
+
+// CodeTTL returns how long a link and code stay valid.
+func (f *Flow) CodeTTL() time.Duration { return f.cfg.CodeTTL }
+
+// Options offers one option per email address of s, masked.
+func (f *Flow) Options(_ context.Context, s flows.Subject) ([]flows.Option, error) {
+	var out []flows.Option
+	for i, addr := range s.Emails {
+		out = append(out, flows.Option{Flow: ID, Ref: strconv.Itoa(i), Hint: Mask(addr)})
+	}
+	return out, nil
+}
+
+// ResetData is what the "reset" message template receives as .Data.
+type ResetData struct {
+	// Link is the absolute URL of the link page, token included.
+	Link string
+	// Code is the code to type.
+	Code string
+	// Minutes is the lifetime of link and code.
+	Minutes int
+}
+
+// Begin creates a challenge with a fresh link token and code and queues the
+// "reset" message in r.Tx. With r.Resend it replaces the secrets of the
+// journey's latest challenge instead, keeping its attempt counter. For a
+// decoy subject it does the same work and queues a message with no
+// recipient, which the outbox drops.
+func (f *Flow) Begin(ctx context.Context, r flows.BeginRequest) error {
+	token, err := randomToken()
+	if err != nil {
+		return err
+	}
+	code, err := randomCode(f.cfg.CodeLength)
+	if err != nil {
+		return err
+	}
+	now := r.Env.Now()
+	tokenHash := hashToken(token)
+	codeHash := r.Env.MAC("email code", []byte(r.JourneyID), []byte(code))
+	ref := r.Option.Ref
+	if r.Resend {
+		c, err := r.Tx.LatestChallenge(ctx, r.JourneyID, ID)
+		if err != nil {
+			return mapStoreError(fmt.Errorf("email: resend: %w", err))
+		}
+		if _, err := r.Tx.ReissueChallenge(ctx, c.ID, tokenHash, codeHash, now.Add(f.cfg.CodeTTL), f.cfg.MaxResends); err != nil {
+			return mapStoreError(fmt.Errorf("email: resend: %w", err))
+		}
+		ref = string(c.Data)
+	} else {
+		c := store.Challenge{
+			ID:          base64.RawURLEncoding.EncodeToString(randomBytes(16)),
+			JourneyID:   r.JourneyID,
+			Flow:        ID,
+			TokenHash:   tokenHash,
+			CodeHash:    codeHash,
+			Data:        []byte(ref),
+			MaxAttempts: f.cfg.MaxAttempts,
+			CreatedAt:   now,
+			ExpiresAt:   now.Add(f.cfg.CodeTTL),
+		}
+		if err := r.Tx.CreateChallenge(ctx, c); err != nil {
+			return fmt.Errorf("email: begin: %w", err)
+		}
+	}
+	to := ""
+	if r.Subject.UserID != "" {
+		if i, err := strconv.Atoi(ref); err == nil && i >= 0 && i < len(r.Subject.Emails) {
+			to = r.Subject.Emails[i]
+		}
+	}
+	return r.Env.Queue(ctx, r.Tx, flows.Message{
+		Template: "reset",
+		Channel:  ID,
+		To:       to,
+		Locale:   r.Locale,
+		Data: ResetData{
+			Link:    r.Env.URL("/link", url.Values{"token": {token}}),
+			Code:    code,
+			Minutes: int(f.cfg.CodeTTL / time.Minute),
+		},
+	})
+}
+
+// Verify checks the code in the form field "code" against the journey's
+// latest challenge. Spaces and dashes are ignored.
+func (f *Flow) Verify(ctx context.Context, r flows.VerifyRequest) error {
+	code, ok := NormalizeCode(r.Form.Get("code"), f.cfg.CodeLength)
+	if !ok {
+		return flows.ErrMalformed
+	}
+	c, err := r.Tx.LatestChallenge(ctx, r.JourneyID, ID)
+	if err != nil {
+		return mapStoreError(fmt.Errorf("email: verify: %w", err))
+	}
+	c, err = r.Tx.ConsumeCode(ctx, c.ID, r.Env.MAC("email code", []byte(r.JourneyID), []byte(code)), r.Env.Now())
+	if err != nil {
+		if errors.Is(err, store.ErrMismatch) {
+			left := max(c.MaxAttempts-c.Attempts, 0)
+			if left == 0 {
+				return &flows.VerifyError{Err: flows.ErrExhausted}
+			}
+			return &flows.VerifyError{Err: flows.ErrWrongResponse, AttemptsLeft: left}
+		}
+		return mapStoreError(fmt.Errorf("email: verify: %w", err))
+	}
+	return nil
+}
+
+// PeekLink returns the journey of a link token without using it.
+func (f *Flow) PeekLink(ctx context.Context, st store.Tx, env flows.Env, token string) (string, error) {
+	if !validToken(token) {
+		return "", flows.ErrNoChallenge
+	}
+	c, err := st.ChallengeByToken(ctx, hashToken(token))
+	if err != nil {
+		return "", mapStoreError(fmt.Errorf("email: link: %w", err))
+	}
+	switch {
+	case !c.UsedAt.IsZero():
+		return "", flows.ErrUsed
+	case c.Attempts >= c.MaxAttempts:
+		return "", flows.ErrExhausted
+	case !env.Now().Before(c.ExpiresAt):
+		return "", flows.ErrExpired
+	}
+	return c.JourneyID, nil
+}
+
+// RedeemLink consumes a link token atomically and returns its journey.
+func (f *Flow) RedeemLink(ctx context.Context, st store.Tx, env flows.Env, token string) (string, error) {
+	if !validToken(token) {
+		return "", flows.ErrNoChallenge
+	}
+	c, err := st.ConsumeToken(ctx, hashToken(token), env.Now())
+	if err != nil {
+		return "", mapStoreError(fmt.Errorf("email: link: %w", err))
+	}
+	return c.JourneyID, nil
+}
+
+// mapStoreError turns store sentinels into flows sentinels, keeping other
+// errors (faults) as they are.
+func mapStoreError(err error) error {
+	for _, m := range []struct{ from, to error }{
+		{store.ErrNotFound, flows.ErrNoChallenge},
+		{store.ErrUsed, flows.ErrUsed},
+		{store.ErrExpired, flows.ErrExpired},
+		{store.ErrExhausted, flows.ErrExhausted},
+	} {
+		if errors.Is(err, m.from) {
+			return fmt.Errorf("%w (%w)", m.to, err)
+		}
+	}
+	return err
+}
+
+// NormalizeCode removes spaces and dashes from s and reports whether the
+// rest is exactly n ASCII digits.
+func NormalizeCode(s string, n int) (string, bool) {
+	if len(s) > 4*n {
+		return "", false
+	}
+	var b strings.Builder
+	for _, c := range s {
+		switch {
+		case c >= '0' && c <= '9':
+			b.WriteRune(c)
+		case c == ' ' || c == '-' || c == '\t':
+		default:
+			return "", false
+		}
+	}
+	if b.Len() != n {
+		return "", false
+	}
+	return b.String(), true
+}
+
+// Mask hides most of an email address: "alice@example.com" becomes
+// "a•••@example.com".
+func Mask(addr string) string {
+	at := strings.LastIndexByte(addr, '@')
+	if at <= 0 {
+		return "•••"
+	}
+	first := []rune(addr[:at])[0]
+	return string(first) + "•••" + addr[at:]
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails since Go 1.24
+	return b
+}
+
+func randomToken() (string, error) {
+	return base64.RawURLEncoding.EncodeToString(randomBytes(tokenBytes)), nil
+}
+
+func randomCode(digits int) (string, error) {
+	limit := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(digits)), nil)
+	n, err := rand.Int(rand.Reader, limit)
+	if err != nil {
+		return "", fmt.Errorf("email: random code: %w", err)
+	}
+	return fmt.Sprintf("%0*d", digits, n), nil
+}
+
+func hashToken(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+// validToken reports whether s has the form of a link token, so that
+// hostile input never reaches the store.
+func validToken(s string) bool {
+	if len(s) != base64.RawURLEncoding.EncodedLen(tokenBytes) {
+		return false
+	}
+	_, err := base64.RawURLEncoding.DecodeString(s)
+	return err == nil
+}

@@ -1,0 +1,204 @@
+// Package flows holds the contract every verification method implements and
+// the types the methods share. Each method lives in a sub-package
+// (flows/email, …) that imports this one; the engine in package plugin
+// imports only this package, and the host hands the methods it wants to
+// plugin.New.
+//
+// A flow proves one thing about the person in a journey: that they read a
+// message sent to a contact address ([KindChannel]), hold an authenticator
+// bound to the account ([KindBound]) or know an answer ([KindKnowledge]).
+// The engine asks each flow which [Option]s a user has, lets it [Flow.Begin]
+// (send a code, issue a challenge) and [Flow.Verify] the response, and
+// decides with its policy when the journey has proved enough.
+package flows
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/sspr-go/sspr/plugin/store"
+)
+
+// Kind classifies a flow for the policy.
+type Kind int
+
+const (
+	// KindChannel is a contact channel (email, SMS): it proves control of an
+	// address, not possession of an authenticator.
+	KindChannel Kind = iota + 1
+	// KindBound is an authenticator bound to the account (TOTP, WebAuthn,
+	// recovery codes).
+	KindBound
+	// KindKnowledge is something the user knows (security questions); it
+	// never counts alone.
+	KindKnowledge
+)
+
+// String returns the kind's name.
+func (k Kind) String() string {
+	switch k {
+	case KindChannel:
+		return "channel"
+	case KindBound:
+		return "bound"
+	case KindKnowledge:
+		return "knowledge"
+	}
+	return "unknown"
+}
+
+// Errors a flow returns from [Flow.Verify], possibly wrapped in a
+// [*VerifyError]. The engine tests them with [errors.Is].
+var (
+	// ErrWrongResponse means the response (a code, an assertion) was wrong;
+	// the attempt was counted.
+	ErrWrongResponse = errors.New("flows: wrong response")
+	// ErrExpired means the challenge's lifetime is over.
+	ErrExpired = errors.New("flows: challenge expired")
+	// ErrExhausted means no attempts (or resends) are left.
+	ErrExhausted = errors.New("flows: no attempts left")
+	// ErrUsed means the challenge was already consumed.
+	ErrUsed = errors.New("flows: challenge already used")
+	// ErrNoChallenge means there is no challenge to answer.
+	ErrNoChallenge = errors.New("flows: no challenge")
+	// ErrMalformed means the response is not even of the right form (for
+	// example a code with letters); nothing was counted.
+	ErrMalformed = errors.New("flows: malformed response")
+)
+
+// VerifyError carries the number of attempts left with a verification error.
+type VerifyError struct {
+	// Err is one of the sentinel errors of this package.
+	Err error
+	// AttemptsLeft is how many more wrong responses the challenge accepts.
+	AttemptsLeft int
+}
+
+// Error implements error.
+func (e *VerifyError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the sentinel error.
+func (e *VerifyError) Unwrap() error { return e.Err }
+
+// Subject is the person a journey tries to verify, as the host's directory
+// describes them.
+type Subject struct {
+	// UserID is the host's user ID; empty for a decoy journey (an identifier
+	// that matched nobody), which flows must treat like a real one without
+	// sending anything.
+	UserID string
+	// Emails are the user's verified email addresses, primary first.
+	Emails []string
+	// Phones are the user's verified phone numbers in E.164.
+	Phones []string
+	// Locale is the user's preferred language tag, if known.
+	Locale string
+}
+
+// Option is one way a subject can use a flow: an address, an authenticator.
+type Option struct {
+	// Flow is the flow's ID.
+	Flow string
+	// Ref identifies the option within the flow (for example the index of
+	// an address); the engine hands it back to Begin.
+	Ref string
+	// Hint is a masked description safe to show, such as "a•••@example.com".
+	Hint string
+}
+
+// Message is an outbound message a flow asks the engine to queue.
+type Message struct {
+	// Template names the message template, for example "reset".
+	Template string
+	// Channel is the transport, for example "email".
+	Channel string
+	// To is the recipient address; empty for a decoy, in which case the
+	// engine does the same work and delivers nothing.
+	To string
+	// Locale is the language to render in.
+	Locale string
+	// Data is handed to the template.
+	Data any
+}
+
+// Env is what the engine lends a flow for one request.
+type Env interface {
+	// Queue renders m and writes it to the outbox in tx, so that it is sent
+	// if and only if tx commits.
+	Queue(ctx context.Context, tx store.Tx, m Message) error
+	// MAC returns a keyed hash (HMAC-SHA-256 under the plugin's current key)
+	// of the parts, separated unambiguously, for the given purpose.
+	MAC(purpose string, parts ...[]byte) []byte
+	// URL returns the absolute URL of a path under the plugin's base URL,
+	// built from configuration, never from the request.
+	URL(path string, query url.Values) string
+	// Now returns the current time of the injected clock.
+	Now() time.Time
+}
+
+// BeginRequest asks a flow to start a verification.
+type BeginRequest struct {
+	// Tx is the transaction of the journey step that causes the begin.
+	Tx store.Tx
+	// Env is the engine's environment.
+	Env Env
+	// JourneyID is the journey.
+	JourneyID string
+	// Subject is the person; see [Subject.UserID] for decoys.
+	Subject Subject
+	// Option is the chosen option; its Ref is empty for a decoy.
+	Option Option
+	// Locale is the language of the journey.
+	Locale string
+	// Resend is true when the user asked for a new code: the flow replaces
+	// the secret without resetting any counter.
+	Resend bool
+}
+
+// VerifyRequest carries a response to verify.
+type VerifyRequest struct {
+	// Tx is the transaction in which the verification is recorded; a wrong
+	// response is counted in it and the engine commits it.
+	Tx store.Tx
+	// Env is the engine's environment.
+	Env Env
+	// JourneyID is the journey.
+	JourneyID string
+	// Subject is the person.
+	Subject Subject
+	// Form holds the submitted form values (for example "code").
+	Form url.Values
+	// HTTP is the request, for flows that parse their own body (WebAuthn).
+	HTTP *http.Request
+}
+
+// Flow is one verification method.
+type Flow interface {
+	// ID is the flow's stable, URL-safe name, for example "email".
+	ID() string
+	// Kind classifies the flow for the policy.
+	Kind() Kind
+	// Options lists the ways s can use this flow; none means it cannot.
+	Options(ctx context.Context, s Subject) ([]Option, error)
+	// Begin starts a verification: it stores a challenge and queues a
+	// message through r.Env, in r.Tx.
+	Begin(ctx context.Context, r BeginRequest) error
+	// Verify checks a response for the journey's current challenge. It
+	// returns nil when verified, or an error matching one of this package's
+	// sentinels (possibly a [*VerifyError]).
+	Verify(ctx context.Context, r VerifyRequest) error
+}
+
+// LinkRedeemer is implemented by flows whose messages carry a link token.
+type LinkRedeemer interface {
+	// PeekLink returns the journey a link token belongs to without using it.
+	// It returns an error matching [ErrNoChallenge], [ErrExpired], [ErrUsed]
+	// or [ErrExhausted] when the link cannot be redeemed.
+	PeekLink(ctx context.Context, st store.Tx, env Env, token string) (journeyID string, err error)
+	// RedeemLink consumes the token atomically (of two concurrent calls one
+	// succeeds) and returns its journey.
+	RedeemLink(ctx context.Context, st store.Tx, env Env, token string) (journeyID string, err error)
+}

@@ -1,0 +1,350 @@
+package plugin
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/sspr-go/sspr/flows"
+	"github.com/sspr-go/sspr/plugin/notify"
+	"github.com/sspr-go/sspr/plugin/password"
+	"github.com/sspr-go/sspr/plugin/store"
+)
+
+// Config configures a [Plugin]. The zero value of every optional field is
+// its safest setting; [New] copies the config, fills defaults and validates
+// every field, and never changes the caller's value.
+type Config struct {
+	// BaseURL is the absolute external URL where the host mounts the
+	// plugin, for example "https://login.example.com/recovery". Every link
+	// sspr builds (in emails, redirects) starts with it; sspr never builds a
+	// URL from the request's Host header. It must be https, except for
+	// loopback hosts (localhost, 127.0.0.1, ::1). Required.
+	BaseURL string
+
+	// Directory is the host's user directory. Required.
+	Directory Directory
+
+	// Store keeps journeys, challenges, counters, the outbox and the audit
+	// trail. Required; plugin/store/sqlite is the embedded default.
+	Store store.Store
+
+	// Flows are the verification methods offered, in order of preference.
+	// At least one must be a contact channel ([flows.KindChannel]). Flow IDs
+	// must be unique. Required.
+	Flows []flows.Flow
+
+	// Sender delivers queued messages (the outbox worker started by
+	// [Plugin.Run] calls it). Required; see plugin/notify for SMTP.
+	Sender notify.Sender
+
+	// Keys are secret keys of at least 32 bytes each. The first signs and
+	// encrypts new cookies and keys new hashes; all of them are accepted
+	// when reading, so keys can rotate. Required.
+	Keys [][]byte
+
+	// SignInURL is where the done page sends the user to sign in with the
+	// new password. Default: the origin of BaseURL followed by "/".
+	SignInURL string
+
+	// ReturnToAllowList lists URL prefixes that a journey's return_to
+	// parameter may point to (scheme, host and path prefix must match). A
+	// return_to outside the list is ignored and SignInURL used instead.
+	// Default: none.
+	ReturnToAllowList []string
+
+	// ProductName is shown on pages and in messages. Default: "Account
+	// recovery".
+	ProductName string
+
+	// Templates overrides the embedded templates: any file present in it
+	// replaces the default of the same path (see package templates). A
+	// missing or broken template makes New fail. Default: nil (the
+	// embedded defaults).
+	Templates fs.FS
+
+	// Password configures the password policy. Zero fields take the
+	// defaults documented on [password.PolicyConfig].
+	Password password.PolicyConfig
+
+	// Hasher derives password-history keys (and hashes passwords for hosts
+	// that use it). Default: [password.NewHasher] with its defaults.
+	Hasher *password.Hasher
+
+	// JourneyTTL is how long a journey stays usable. Default: 15 minutes;
+	// at most 1 hour.
+	JourneyTTL time.Duration
+
+	// Limits sets the rate limits. Zero fields take their defaults.
+	Limits Limits
+
+	// InsecureDisableRateLimits turns every rate limit off. For load tests
+	// only: it logs a warning at start-up and on every request.
+	InsecureDisableRateLimits bool
+
+	// ClientIP returns the client address of a request, for rate limits and
+	// the audit trail. Default: the host part of r.RemoteAddr. Set it when
+	// a trusted proxy forwards the address; sspr never trusts forwarding
+	// headers on its own.
+	ClientIP func(r *http.Request) string
+
+	// AuditRetention is how long audit events are kept. Default: 90 days.
+	AuditRetention time.Duration
+
+	// Logger receives sspr's logs; it never receives secrets. Default:
+	// slog.Default(), read once in New.
+	Logger *slog.Logger
+
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
+}
+
+// Limits are the rate limits of a plugin. Each is a sliding window counted
+// in the store, so every instance sharing the store shares them.
+type Limits struct {
+	// StartsPerIP caps journeys started from one client address. Over the
+	// limit sspr answers 429 with Retry-After. Default: 30 per 10 minutes.
+	StartsPerIP Limit
+	// StartsPerAccount caps journeys started for one account (or one
+	// unknown identifier). Over the limit sspr answers exactly as usual and
+	// sends nothing. Default: 5 per hour.
+	StartsPerAccount Limit
+	// FailuresPerAccount caps wrong codes for one account. Default: 100 per
+	// 24 hours.
+	FailuresPerAccount Limit
+	// VerifiesPerIP caps code and link submissions from one client address.
+	// Over the limit sspr answers 429. Default: 60 per 10 minutes.
+	VerifiesPerIP Limit
+}
+
+// Limit is "N events per Window".
+type Limit struct {
+	// N is the number of events allowed per window.
+	N int
+	// Window is the length of the sliding window.
+	Window time.Duration
+}
+
+// Defaults of [Config].
+const (
+	DefaultJourneyTTL     = 15 * time.Minute
+	DefaultAuditRetention = 90 * 24 * time.Hour
+	DefaultProductName    = "Account recovery"
+	maxJourneyTTL         = time.Hour
+	minKeyLength          = 32
+)
+
+func defaultLimits() Limits {
+	return Limits{
+		StartsPerIP:        Limit{N: 30, Window: 10 * time.Minute},
+		StartsPerAccount:   Limit{N: 5, Window: time.Hour},
+		FailuresPerAccount: Limit{N: 100, Window: 24 * time.Hour},
+		VerifiesPerIP:      Limit{N: 60, Window: 10 * time.Minute},
+	}
+}
+
+// settings is a validated copy of a Config with defaults filled in.
+type settings struct {
+	Config
+	base      *url.URL
+	signIn    *url.URL
+	allowList []*url.URL
+	secure    bool
+}
+
+func fieldError(field, format string, args ...any) error {
+	return fmt.Errorf("sspr: config: field '%s': %s", field, fmt.Sprintf(format, args...))
+}
+
+// validate copies cfg, fills defaults and reports every bad field.
+func validate(cfg Config) (*settings, error) {
+	s := &settings{Config: cfg}
+	s.Keys = append([][]byte(nil), cfg.Keys...)
+	s.Flows = append([]flows.Flow(nil), cfg.Flows...)
+	s.ReturnToAllowList = append([]string(nil), cfg.ReturnToAllowList...)
+	var errs []error
+
+	if cfg.BaseURL == "" {
+		errs = append(errs, fieldError("BaseURL", "is required"))
+	} else if u, err := parseAbsURL(cfg.BaseURL); err != nil {
+		errs = append(errs, fieldError("BaseURL", "%v", err))
+	} else if u.Scheme != "https" && !isLoopback(u.Hostname()) {
+		errs = append(errs, fieldError("BaseURL", "must be https (plain http is allowed only for loopback hosts)"))
+	} else {
+		u.Path = strings.TrimSuffix(u.Path, "/")
+		s.base = u
+		s.secure = u.Scheme == "https"
+	}
+
+	if cfg.Directory == nil {
+		errs = append(errs, fieldError("Directory", "is required"))
+	}
+	if cfg.Store == nil {
+		errs = append(errs, fieldError("Store", "is required"))
+	}
+	if cfg.Sender == nil {
+		errs = append(errs, fieldError("Sender", "is required"))
+	}
+
+	if len(cfg.Flows) == 0 {
+		errs = append(errs, fieldError("Flows", "needs at least one flow"))
+	} else {
+		seen := map[string]bool{}
+		channel := false
+		for i, f := range cfg.Flows {
+			if f == nil {
+				errs = append(errs, fieldError("Flows", "entry %d is nil", i))
+				continue
+			}
+			id := f.ID()
+			if !validFlowID(id) {
+				errs = append(errs, fieldError("Flows", "entry %d has an invalid ID %q (use a-z, 0-9 and -)", i, id))
+			}
+			if seen[id] {
+				errs = append(errs, fieldError("Flows", "ID %q appears twice", id))
+			}
+			seen[id] = true
+			if f.Kind() == flows.KindChannel {
+				channel = true
+			}
+		}
+		if !channel {
+			errs = append(errs, fieldError("Flows", "needs at least one contact channel flow (email or SMS)"))
+		}
+	}
+
+	if len(cfg.Keys) == 0 {
+		errs = append(errs, fieldError("Keys", "needs at least one key"))
+	}
+	for i, k := range cfg.Keys {
+		if len(k) < minKeyLength {
+			errs = append(errs, fieldError("Keys", "key %d has %d bytes, needs at least %d", i, len(k), minKeyLength))
+		}
+	}
+
+	if cfg.SignInURL != "" {
+		u, err := parseAbsURL(cfg.SignInURL)
+		if err != nil {
+			errs = append(errs, fieldError("SignInURL", "%v", err))
+		} else {
+			s.signIn = u
+		}
+	} else if s.base != nil {
+		s.signIn = &url.URL{Scheme: s.base.Scheme, Host: s.base.Host, Path: "/"}
+	}
+	for i, raw := range cfg.ReturnToAllowList {
+		u, err := parseAbsURL(raw)
+		if err != nil {
+			errs = append(errs, fieldError("ReturnToAllowList", "entry %d: %v", i, err))
+			continue
+		}
+		s.allowList = append(s.allowList, u)
+	}
+
+	if s.ProductName == "" {
+		s.ProductName = DefaultProductName
+	}
+	switch {
+	case cfg.JourneyTTL == 0:
+		s.JourneyTTL = DefaultJourneyTTL
+	case cfg.JourneyTTL < time.Minute || cfg.JourneyTTL > maxJourneyTTL:
+		errs = append(errs, fieldError("JourneyTTL", "must be between 1m and %s", maxJourneyTTL))
+	}
+	switch {
+	case cfg.AuditRetention == 0:
+		s.AuditRetention = DefaultAuditRetention
+	case cfg.AuditRetention < 0:
+		errs = append(errs, fieldError("AuditRetention", "must not be negative"))
+	}
+
+	def := defaultLimits()
+	for _, l := range []struct {
+		name string
+		v    *Limit
+		def  Limit
+	}{
+		{"Limits.StartsPerIP", &s.Limits.StartsPerIP, def.StartsPerIP},
+		{"Limits.StartsPerAccount", &s.Limits.StartsPerAccount, def.StartsPerAccount},
+		{"Limits.FailuresPerAccount", &s.Limits.FailuresPerAccount, def.FailuresPerAccount},
+		{"Limits.VerifiesPerIP", &s.Limits.VerifiesPerIP, def.VerifiesPerIP},
+	} {
+		switch {
+		case *l.v == Limit{}:
+			*l.v = l.def
+		case l.v.N <= 0 || l.v.Window < time.Second:
+			errs = append(errs, fieldError(l.name, "needs N > 0 and a Window of at least 1s"))
+		}
+	}
+
+	if s.Hasher == nil {
+		h, err := password.NewHasher(password.HasherConfig{})
+		if err != nil {
+			errs = append(errs, fieldError("Hasher", "%v", err))
+		}
+		s.Hasher = h
+	}
+	if s.ClientIP == nil {
+		s.ClientIP = remoteIP
+	}
+	if s.Logger == nil {
+		s.Logger = slog.Default()
+	}
+	if s.Now == nil {
+		s.Now = time.Now
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func parseAbsURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, errors.New("is not a valid URL")
+	}
+	if u.Scheme != "https" && u.Scheme != "http" {
+		return nil, errors.New("must be an absolute http(s) URL")
+	}
+	if u.Host == "" {
+		return nil, errors.New("must have a host")
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, errors.New("must not have user info, query or fragment")
+	}
+	return u, nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func validFlowID(id string) bool {
+	if id == "" || len(id) > 32 {
+		return false
+	}
+	for _, c := range id {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

@@ -1,0 +1,69 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+)
+
+// ErrUserNotFound is returned by a [Directory] when no user matches.
+var ErrUserNotFound = errors.New("sspr: user not found")
+
+// User is what sspr needs to know about one of the host's users.
+type User struct {
+	// ID is the host's stable user ID (the OIDC "sub").
+	ID string
+	// Username is the user's login name, if any.
+	Username string
+	// Email is the primary, verified email address, if any.
+	Email string
+	// DisplayName is the name shown to the user, if any.
+	DisplayName string
+	// Locale is the preferred language tag, if known.
+	Locale string
+}
+
+// Directory is the host's user directory. It is required.
+//
+// Implementations must be safe for concurrent use. They should take the
+// same time for a known and an unknown identifier, since sspr cannot hide a
+// difference the directory makes.
+type Directory interface {
+	// FindUser returns the user whose username or email equals identifier
+	// (compared the way the host's login compares them), or an error
+	// matching [ErrUserNotFound].
+	FindUser(ctx context.Context, identifier string) (User, error)
+	// User returns the user with the given ID, or [ErrUserNotFound].
+	User(ctx context.Context, id string) (User, error)
+	// SetPassword replaces the user's password. The host hashes it; sspr
+	// never stores it. The password has passed sspr's policy.
+	SetPassword(ctx context.Context, id, password string) error
+}
+
+// SessionRevoker is an optional [Directory] capability: after a reset sspr
+// calls it to end every session and revoke every refresh token of the user.
+type SessionRevoker interface {
+	// RevokeSessions ends all of the user's sessions and tokens.
+	RevokeSessions(ctx context.Context, userID string) error
+}
+
+// Contact is one address sspr may send messages to.
+type Contact struct {
+	// Channel is "email" or "sms".
+	Channel string
+	// Address is the email address or E.164 phone number.
+	Address string
+}
+
+// ContactLister is an optional [Directory] capability: it lists every
+// verified contact address of a user. Without it sspr uses [User.Email].
+type ContactLister interface {
+	// Contacts returns the user's verified contact addresses.
+	Contacts(ctx context.Context, userID string) ([]Contact, error)
+}
+
+// AdminChecker is an optional [Directory] capability: administrators always
+// need two verification methods.
+type AdminChecker interface {
+	// IsAdmin reports whether the user is an administrator.
+	IsAdmin(ctx context.Context, userID string) (bool, error)
+}

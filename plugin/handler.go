@@ -1,0 +1,972 @@
+package plugin
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/gorilla/sessions"
+
+	"github.com/sspr-go/sspr/flows"
+	"github.com/sspr-go/sspr/plugin/password"
+	"github.com/sspr-go/sspr/plugin/store"
+)
+
+// maxFormBytes bounds every POST body.
+const maxFormBytes = 16 << 10
+
+// maxIdentifier bounds the identifier a user types.
+const maxIdentifier = 254
+
+// ServeHTTP serves the journey's pages. The host mounts the plugin at the
+// path of [Config.BaseURL]; the plugin strips that prefix itself.
+func (p *Plugin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", p.csp)
+	if p.s.InsecureDisableRateLimits {
+		p.log.WarnContext(r.Context(), "sspr: rate limits are OFF (InsecureDisableRateLimits)")
+	}
+
+	path, ok := strings.CutPrefix(r.URL.Path, p.basePath)
+	if !ok {
+		p.fail(w, r, errNotFound)
+		return
+	}
+	get := r.Method == http.MethodGet || r.Method == http.MethodHead
+	post := r.Method == http.MethodPost
+	if post {
+		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+		if err := r.ParseForm(); err != nil {
+			p.fail(w, r, errBadForm)
+			return
+		}
+	}
+	var err error
+	switch {
+	case path == "/static/style.css" && get:
+		h.Set("Content-Type", "text/css; charset=utf-8")
+		h.Set("Cache-Control", "public, max-age=3600")
+		_, _ = w.Write(p.pages.css)
+		return
+	case (path == "" || path == "/") && get:
+		err = p.startPage(w, r)
+	case (path == "" || path == "/") && post:
+		err = p.startJourney(w, r)
+	case path == "/verify" && get:
+		err = p.verifyPage(w, r)
+	case path == "/verify" && post:
+		err = p.verify(w, r)
+	case path == "/verify/resend" && post:
+		err = p.resend(w, r)
+	case path == "/link" && get:
+		err = p.linkPage(w, r)
+	case path == "/link" && post:
+		err = p.redeemLink(w, r)
+	case path == "/password" && get:
+		err = p.passwordPage(w, r)
+	case path == "/password" && post:
+		err = p.setPassword(w, r)
+	case path == "/done" && get:
+		err = p.donePage(w, r)
+	case path == "" || path == "/" || path == "/verify" || path == "/verify/resend" ||
+		path == "/link" || path == "/password" || path == "/done" || path == "/static/style.css":
+		err = errMethod
+	default:
+		err = errNotFound
+	}
+	if err != nil {
+		p.fail(w, r, err)
+	}
+}
+
+// fail renders an error page. Only *Error's constant public text is shown.
+func (p *Plugin) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = internalError(err)
+	}
+	switch e.Kind {
+	case KindInternal:
+		p.log.ErrorContext(r.Context(), "sspr: request failed", slog.String("path", r.URL.Path), slog.Any("err", e))
+	case KindForbidden:
+		p.log.WarnContext(r.Context(), "sspr: request refused", slog.String("path", r.URL.Path), slog.String("ip", p.s.ClientIP(r)))
+	}
+	if e.Status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", "GET, POST")
+	}
+	p.render(w, r, e.Status, "error", "", errorPage{Heading: e.Heading, Message: e.Public})
+}
+
+func (p *Plugin) render(w http.ResponseWriter, r *http.Request, status int, page, csrfBinding string, data any) {
+	v := view{Lang: "en", Product: p.s.ProductName, Base: p.basePath, Page: data}
+	if csrfBinding != "" {
+		v.CSRF = p.keys.csrfToken(csrfBinding)
+	}
+	body, err := p.pages.page(page, v)
+	if err != nil {
+		p.log.ErrorContext(r.Context(), "sspr: render failed", slog.String("page", page), slog.Any("err", err))
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write([]byte("Something went wrong. Please try again later.\n"))
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+}
+
+func (p *Plugin) redirect(w http.ResponseWriter, path string, query url.Values) {
+	u := p.basePath + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	w.Header().Set("Location", u)
+	w.WriteHeader(http.StatusSeeOther)
+}
+
+// Page data.
+
+type startPage struct {
+	Identifier string
+	Error      string
+	Notice     string
+	ReturnTo   string
+	SignInURL  string
+}
+
+type checkPage struct {
+	Error      string
+	Notice     string
+	CodeLength int
+	Minutes    int
+}
+
+type confirmPage struct{ Token string }
+
+type elsewherePage struct{}
+
+type passwordPage struct {
+	Username     string
+	Errors       []string
+	ConfirmError string
+	MinLength    int
+	MaxLength    int
+}
+
+type donePage struct{ SignInURL string }
+
+type errorPage struct{ Heading, Message string }
+
+// Cookie and CSRF helpers.
+
+// cookieID returns the ID the browser's cookie holds, or "".
+func (p *Plugin) cookieID(r *http.Request) string {
+	sess, err := p.cookies.Get(r, cookieName)
+	if err != nil {
+		return "" // bad or old-key cookie: treat as none
+	}
+	id, _ := sess.Values["id"].(string)
+	return id
+}
+
+func (p *Plugin) setCookieID(w http.ResponseWriter, r *http.Request, id string) error {
+	sess, _ := p.cookies.Get(r, cookieName) // on error sess is a fresh session
+	sess.Values = map[any]any{"id": id}
+	if err := sess.Save(r, w); err != nil {
+		return internalError(fmt.Errorf("sspr: save cookie: %w", err))
+	}
+	return nil
+}
+
+func (p *Plugin) clearCookie(w http.ResponseWriter, r *http.Request) {
+	sess, _ := p.cookies.Get(r, cookieName)
+	sess.Options = &sessions.Options{Path: cookiePath(p.basePath), MaxAge: -1, HttpOnly: true, Secure: p.s.secure, SameSite: http.SameSiteLaxMode}
+	_ = sess.Save(r, w)
+}
+
+// checkPost verifies the Origin (or Sec-Fetch-Site) of a POST and its CSRF
+// token bound to binding.
+func (p *Plugin) checkPost(r *http.Request, binding string) error {
+	if !p.sameOrigin(r) || !p.keys.checkCSRF(binding, r.PostForm.Get("csrf")) {
+		return errForbidden
+	}
+	return nil
+}
+
+// sameOrigin accepts a request whose Origin is the plugin's origin. Pages
+// are served with Referrer-Policy no-referrer, so browsers send "Origin:
+// null" for same-origin form posts; then Sec-Fetch-Site decides. Clients
+// that send neither rely on the CSRF token alone.
+func (p *Plugin) sameOrigin(r *http.Request) bool {
+	if o := r.Header.Get("Origin"); o != "" && o != "null" {
+		return o == p.baseOrigin
+	}
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "same-origin", "none":
+		return true
+	}
+	return false
+}
+
+// returnTo returns raw if it is an absolute URL under one of the
+// allow-listed prefixes, else "".
+func (p *Plugin) returnTo(raw string) string {
+	if raw == "" || len(raw) > 2048 {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.User != nil || u.Fragment != "" || u.Opaque != "" {
+		return ""
+	}
+	for _, a := range p.s.allowList {
+		if u.Scheme == a.Scheme && u.Host == a.Host && pathUnder(u.Path, a.Path) {
+			return u.String()
+		}
+	}
+	return ""
+}
+
+func pathUnder(path, prefix string) bool {
+	if prefix == "" || prefix == "/" {
+		return true
+	}
+	if strings.Contains(path, "..") {
+		return false
+	}
+	return path == prefix || strings.HasPrefix(path, strings.TrimSuffix(prefix, "/")+"/")
+}
+
+func (p *Plugin) signInURL(j store.Journey) string {
+	if j.ReturnTo != "" {
+		return j.ReturnTo
+	}
+	return p.s.signIn.String()
+}
+
+// Journey helpers.
+
+// activeJourney returns the journey of the browser's cookie if it is usable.
+func (p *Plugin) activeJourney(ctx context.Context, r *http.Request) (store.Journey, error) {
+	id := p.cookieID(r)
+	if id == "" {
+		return store.Journey{}, errJourneyMissing
+	}
+	j, err := p.s.Store.Journey(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return j, errJourneyMissing
+	case err != nil:
+		return j, internalError(err)
+	case !j.CompletedAt.IsZero() || !p.s.Now().Before(j.ExpiresAt):
+		return j, errJourneyMissing
+	}
+	return j, nil
+}
+
+// satisfied reports whether the journey has proved enough to set a
+// password: one contact channel and, when the user has any bound
+// authenticator, one of those.
+func (p *Plugin) satisfied(ctx context.Context, j store.Journey) (bool, error) {
+	if j.UserID == "" {
+		return false, nil
+	}
+	kinds := map[flows.Kind]int{}
+	for _, id := range j.Verified {
+		if f, ok := p.byID[id]; ok {
+			kinds[f.Kind()]++
+		}
+	}
+	if kinds[flows.KindChannel] == 0 {
+		return false, nil
+	}
+	if kinds[flows.KindBound] > 0 || len(p.bound) == 0 {
+		return true, nil
+	}
+	u, err := p.s.Directory.User(ctx, j.UserID)
+	if err != nil {
+		return false, internalError(fmt.Errorf("sspr: directory: %w", err))
+	}
+	s, err := p.subject(ctx, u)
+	if err != nil {
+		return false, internalError(err)
+	}
+	for _, f := range p.bound {
+		opts, err := f.Options(ctx, s)
+		if err != nil {
+			return false, internalError(err)
+		}
+		if len(opts) > 0 {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// pending returns the flow the journey is currently verifying: the first
+// configured flow it has not proved yet that issued it a challenge.
+func (p *Plugin) pending(ctx context.Context, j store.Journey) (flows.Flow, error) {
+	for _, f := range p.s.Flows {
+		if containsFold(j.Verified, f.ID()) {
+			continue
+		}
+		_, err := p.s.Store.LatestChallenge(ctx, j.ID, f.ID())
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, internalError(err)
+		}
+		return f, nil
+	}
+	return nil, errJourneyMissing
+}
+
+func (p *Plugin) audit(ctx context.Context, tx store.Tx, r *http.Request, event, journeyID, userID, outcome, detail string) error {
+	ua := r.UserAgent()
+	if len(ua) > 256 {
+		ua = ua[:256]
+	}
+	_, err := tx.AppendAudit(ctx, store.AuditEvent{
+		Time: p.s.Now(), Event: event, JourneyID: journeyID, UserID: userID,
+		IP: p.s.ClientIP(r), UserAgent: ua, Outcome: outcome, Detail: detail,
+	})
+	if err != nil {
+		return fmt.Errorf("sspr: audit: %w", err)
+	}
+	return nil
+}
+
+func tooMany(w http.ResponseWriter, retry time.Duration) string {
+	secs := max(int(retry/time.Second), 1)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	mins := (secs + 59) / 60
+	if mins <= 1 {
+		return "Too many attempts. Wait a minute, then try again."
+	}
+	return fmt.Sprintf("Too many attempts. Wait %d minutes, then try again.", mins)
+}
+
+// Handlers.
+
+func (p *Plugin) startPage(w http.ResponseWriter, r *http.Request) error {
+	id := p.cookieID(r)
+	if id == "" {
+		// No journey yet: a fresh random ID binds the form's CSRF token to
+		// this browser. Nothing is stored until the form is posted.
+		id = randomID(16)
+		if err := p.setCookieID(w, r, id); err != nil {
+			return err
+		}
+	}
+	rt := p.returnTo(r.URL.Query().Get("return_to"))
+	signIn := rt
+	if signIn == "" {
+		signIn = p.s.signIn.String()
+	}
+	p.render(w, r, http.StatusOK, "start", id, startPage{ReturnTo: rt, SignInURL: signIn})
+	return nil
+}
+
+// validIdentifier reports whether s is a plausible identifier.
+func validIdentifier(s string) bool {
+	if s == "" || len(s) > maxIdentifier {
+		return false
+	}
+	for _, c := range s {
+		if unicode.IsControl(c) {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *Plugin) startJourney(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	browserID := p.cookieID(r)
+	if err := p.checkPost(r, browserID); err != nil {
+		return err
+	}
+	identifier := strings.TrimSpace(r.PostForm.Get("identifier"))
+	rt := p.returnTo(r.PostForm.Get("return_to"))
+	page := startPage{Identifier: identifier, ReturnTo: rt, SignInURL: rt}
+	if page.SignInURL == "" {
+		page.SignInURL = p.s.signIn.String()
+	}
+	if !validIdentifier(identifier) {
+		page.Error = "Enter the email address or username of your account."
+		p.render(w, r, http.StatusBadRequest, "start", browserID, page)
+		return nil
+	}
+
+	// Look the user up before the transaction: the directory is the host's
+	// I/O and must not hold the store's write lock.
+	var subject flows.Subject
+	accountKey := "unknown:" + strings.ToLower(identifier)
+	known := false
+	u, err := p.s.Directory.FindUser(ctx, identifier)
+	switch {
+	case err == nil:
+		known = true
+		accountKey = "user:" + u.ID
+		if subject, err = p.subject(ctx, u); err != nil {
+			return internalError(err)
+		}
+	case errors.Is(err, ErrUserNotFound):
+	default:
+		return internalError(fmt.Errorf("sspr: directory: %w", err))
+	}
+	// The first contact channel the user can use; for an unknown user (or
+	// one without any) the first channel does the same work as a decoy.
+	flow, option := p.channels[0], flows.Option{Flow: p.channels[0].ID()}
+	usable := false
+	if known {
+		for _, f := range p.channels {
+			opts, err := f.Options(ctx, subject)
+			if err != nil {
+				return internalError(err)
+			}
+			if len(opts) > 0 {
+				flow, option, usable = f, opts[0], true
+				break
+			}
+		}
+	}
+
+	now := p.s.Now()
+	ip := p.s.ClientIP(r)
+	j := store.Journey{ID: randomID(16), ReturnTo: rt, Locale: "en", CreatedAt: now, ExpiresAt: now.Add(p.s.JourneyTTL)}
+	var ipLimit limitResult
+	err = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+		var err error
+		ipLimit, err = p.limits.hit(ctx, tx, p.s.Limits.StartsPerIP, p.limits.key("start-ip", ip), now)
+		if err != nil {
+			return err
+		}
+		if ipLimit.exceeded {
+			return p.audit(ctx, tx, r, "journey.start", "", "", "limited", "per-IP limit")
+		}
+		acct, err := p.limits.hit(ctx, tx, p.s.Limits.StartsPerAccount, p.limits.key("start-account", accountKey), now)
+		if err != nil {
+			return err
+		}
+		outcome, detail, s, opt := "ok", "", subject, option
+		switch {
+		case !known:
+			outcome, s, opt = "decoy", flows.Subject{}, flows.Option{Flow: flow.ID()}
+		case !usable:
+			outcome, detail, s, opt = "decoy", "no usable contact channel", flows.Subject{}, flows.Option{Flow: flow.ID()}
+		case acct.exceeded:
+			// Answer like success and send nothing.
+			outcome, detail, s, opt = "limited", "per-account limit", flows.Subject{}, flows.Option{Flow: flow.ID()}
+		}
+		j.UserID = s.UserID
+		if err := tx.CreateJourney(ctx, j); err != nil {
+			return err
+		}
+		if err := flow.Begin(ctx, flows.BeginRequest{Tx: tx, Env: env{p}, JourneyID: j.ID, Subject: s, Option: opt, Locale: j.Locale}); err != nil {
+			return err
+		}
+		userID := ""
+		if known {
+			userID = u.ID
+		}
+		return p.audit(ctx, tx, r, "journey.start", j.ID, userID, outcome, detail)
+	})
+	if err != nil {
+		return internalError(err)
+	}
+	if ipLimit.exceeded {
+		p.log.WarnContext(ctx, "sspr: start limited per IP", slog.String("ip", ip))
+		page.Notice = tooMany(w, ipLimit.retryAfter)
+		p.render(w, r, http.StatusTooManyRequests, "start", browserID, page)
+		return nil
+	}
+	p.worker.Kick()
+	if err := p.setCookieID(w, r, j.ID); err != nil {
+		return err
+	}
+	p.redirect(w, "/verify", nil)
+	return nil
+}
+
+// codeInfo is implemented by flows that send a typed code.
+type codeInfo interface {
+	CodeLength() int
+	CodeTTL() time.Duration
+}
+
+func (p *Plugin) checkPageData(f flows.Flow) checkPage {
+	c := checkPage{CodeLength: 8, Minutes: 10}
+	if ci, ok := f.(codeInfo); ok {
+		c.CodeLength, c.Minutes = ci.CodeLength(), int(ci.CodeTTL()/time.Minute)
+	}
+	return c
+}
+
+func (p *Plugin) verifyPage(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	j, err := p.activeJourney(ctx, r)
+	if err != nil {
+		return err
+	}
+	if ok, err := p.satisfied(ctx, j); err != nil {
+		return err
+	} else if ok {
+		p.redirect(w, "/password", nil)
+		return nil
+	}
+	f, err := p.pending(ctx, j)
+	if err != nil {
+		return err
+	}
+	page := p.checkPageData(f)
+	if r.URL.Query().Get("sent") == "1" {
+		page.Notice = "We sent a new email. Only the newest code and link work."
+	}
+	p.render(w, r, http.StatusOK, "check", j.ID, page)
+	return nil
+}
+
+// failureKey is the per-account key of wrong-code counting.
+func failureKey(j store.Journey) string {
+	if j.UserID == "" {
+		return "journey:" + j.ID
+	}
+	return "user:" + j.UserID
+}
+
+func (p *Plugin) verify(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	j, err := p.activeJourney(ctx, r)
+	if err != nil {
+		return err
+	}
+	if err := p.checkPost(r, j.ID); err != nil {
+		return err
+	}
+	f, err := p.pending(ctx, j)
+	if err != nil {
+		return err
+	}
+	now := p.s.Now()
+	ip := p.s.ClientIP(r)
+	var ipLimit, acctLimit limitResult
+	var verr error
+	err = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+		var err error
+		if ipLimit, err = p.limits.hit(ctx, tx, p.s.Limits.VerifiesPerIP, p.limits.key("verify-ip", ip), now); err != nil || ipLimit.exceeded {
+			return err
+		}
+		fk := p.limits.key("failures", failureKey(j))
+		if acctLimit, err = p.limits.peek(ctx, tx, p.s.Limits.FailuresPerAccount, fk, now); err != nil {
+			return err
+		}
+		if acctLimit.exceeded {
+			return p.audit(ctx, tx, r, "verify."+f.ID(), j.ID, j.UserID, "limited", "per-account failure limit")
+		}
+		verr = f.Verify(ctx, flows.VerifyRequest{Tx: tx, Env: env{p}, JourneyID: j.ID, Subject: flows.Subject{UserID: j.UserID}, Form: r.PostForm, HTTP: r})
+		switch {
+		case verr == nil:
+			j.Verified = append(j.Verified, f.ID())
+			if err := tx.UpdateJourney(ctx, j); err != nil {
+				return err
+			}
+			return p.audit(ctx, tx, r, "verify."+f.ID(), j.ID, j.UserID, "ok", "")
+		case errors.Is(verr, flows.ErrMalformed):
+			return nil
+		case errors.Is(verr, flows.ErrWrongResponse), errors.Is(verr, flows.ErrExhausted):
+			if _, err := p.limits.hit(ctx, tx, p.s.Limits.FailuresPerAccount, fk, now); err != nil {
+				return err
+			}
+			return p.audit(ctx, tx, r, "verify."+f.ID(), j.ID, j.UserID, "failed", "wrong code")
+		case errors.Is(verr, flows.ErrExpired), errors.Is(verr, flows.ErrUsed), errors.Is(verr, flows.ErrNoChallenge):
+			return p.audit(ctx, tx, r, "verify."+f.ID(), j.ID, j.UserID, "failed", "challenge not usable")
+		}
+		return verr
+	})
+	if err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			// Another request advanced the journey meanwhile.
+			p.redirect(w, "/verify", nil)
+			return nil
+		}
+		return internalError(err)
+	}
+	page := p.checkPageData(f)
+	switch {
+	case ipLimit.exceeded:
+		page.Error = tooMany(w, ipLimit.retryAfter)
+		p.render(w, r, http.StatusTooManyRequests, "check", j.ID, page)
+		return nil
+	case acctLimit.exceeded:
+		page.Error = "Too many wrong codes for this account today. Try again tomorrow or contact your helpdesk."
+	case verr == nil:
+		next := "/verify"
+		if ok, err := p.satisfied(ctx, j); err != nil {
+			return err
+		} else if ok {
+			next = "/password"
+		}
+		p.redirect(w, next, nil)
+		return nil
+	case errors.Is(verr, flows.ErrMalformed):
+		page.Error = fmt.Sprintf("Enter the %d-digit code from the email.", page.CodeLength)
+	case errors.Is(verr, flows.ErrWrongResponse):
+		var ve *flows.VerifyError
+		left := 0
+		if errors.As(verr, &ve) {
+			left = ve.AttemptsLeft
+		}
+		if left == 1 {
+			page.Error = "That code isn't right. You have 1 try left."
+		} else {
+			page.Error = fmt.Sprintf("That code isn't right. You have %d tries left.", left)
+		}
+	case errors.Is(verr, flows.ErrExhausted):
+		page.Error = "Too many wrong codes. This code no longer works; start a new reset."
+	case errors.Is(verr, flows.ErrExpired):
+		page.Error = "This code has expired. Send a new email to get a new code."
+	default:
+		page.Error = "This code no longer works. Send a new email to get a new code."
+	}
+	p.render(w, r, http.StatusBadRequest, "check", j.ID, page)
+	return nil
+}
+
+func (p *Plugin) resend(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	j, err := p.activeJourney(ctx, r)
+	if err != nil {
+		return err
+	}
+	if err := p.checkPost(r, j.ID); err != nil {
+		return err
+	}
+	f, err := p.pending(ctx, j)
+	if err != nil {
+		return err
+	}
+	var subject flows.Subject
+	if j.UserID != "" {
+		u, err := p.s.Directory.User(ctx, j.UserID)
+		if err != nil {
+			return internalError(fmt.Errorf("sspr: directory: %w", err))
+		}
+		if subject, err = p.subject(ctx, u); err != nil {
+			return internalError(err)
+		}
+	}
+	var berr error
+	err = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+		berr = f.Begin(ctx, flows.BeginRequest{Tx: tx, Env: env{p}, JourneyID: j.ID, Subject: subject, Locale: j.Locale, Resend: true})
+		outcome := "ok"
+		switch {
+		case berr == nil:
+		case errors.Is(berr, flows.ErrExhausted), errors.Is(berr, flows.ErrUsed), errors.Is(berr, flows.ErrNoChallenge):
+			outcome = "failed"
+		default:
+			return berr
+		}
+		return p.audit(ctx, tx, r, "resend."+f.ID(), j.ID, j.UserID, outcome, "")
+	})
+	if err != nil {
+		return internalError(err)
+	}
+	if berr != nil {
+		page := p.checkPageData(f)
+		page.Error = "You can't ask for more emails in this reset. Use the newest code, or start a new reset."
+		p.render(w, r, http.StatusTooManyRequests, "check", j.ID, page)
+		return nil
+	}
+	p.worker.Kick()
+	p.redirect(w, "/verify", url.Values{"sent": {"1"}})
+	return nil
+}
+
+// peekLink finds the flow and journey of a link token without using it.
+func (p *Plugin) peekLink(ctx context.Context, token string) (flows.LinkRedeemer, string, error) {
+	for _, lr := range p.redeemers {
+		jid, err := lr.PeekLink(ctx, p.s.Store, env{p}, token)
+		switch {
+		case err == nil:
+			return lr, jid, nil
+		case errors.Is(err, flows.ErrNoChallenge):
+			continue
+		case errors.Is(err, flows.ErrExpired), errors.Is(err, flows.ErrExhausted):
+			return nil, "", errLinkExpired
+		case errors.Is(err, flows.ErrUsed):
+			return nil, "", errLinkUsed
+		default:
+			return nil, "", internalError(err)
+		}
+	}
+	return nil, "", errLinkInvalid
+}
+
+func (p *Plugin) linkPage(w http.ResponseWriter, r *http.Request) error {
+	token := r.URL.Query().Get("token")
+	_, jid, err := p.peekLink(r.Context(), token)
+	if err != nil {
+		return err
+	}
+	if subtle.ConstantTimeCompare([]byte(jid), []byte(p.cookieID(r))) != 1 {
+		p.render(w, r, http.StatusOK, "elsewhere", "", elsewherePage{})
+		return nil
+	}
+	p.render(w, r, http.StatusOK, "confirm", "link:"+token, confirmPage{Token: token})
+	return nil
+}
+
+func (p *Plugin) redeemLink(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	token := r.PostForm.Get("token")
+	if err := p.checkPost(r, "link:"+token); err != nil {
+		return err
+	}
+	lr, jid, err := p.peekLink(ctx, token)
+	if err != nil {
+		return err
+	}
+	if subtle.ConstantTimeCompare([]byte(jid), []byte(p.cookieID(r))) != 1 {
+		p.render(w, r, http.StatusOK, "elsewhere", "", elsewherePage{})
+		return nil
+	}
+	j, err := p.activeJourney(ctx, r)
+	if err != nil {
+		return err
+	}
+	flowID := lr.(flows.Flow).ID()
+	now := p.s.Now()
+	var ipLimit limitResult
+	var lerr error
+	err = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+		var err error
+		if ipLimit, err = p.limits.hit(ctx, tx, p.s.Limits.VerifiesPerIP, p.limits.key("verify-ip", p.s.ClientIP(r)), now); err != nil || ipLimit.exceeded {
+			return err
+		}
+		if _, lerr = lr.RedeemLink(ctx, tx, env{p}, token); lerr != nil {
+			if errors.Is(lerr, flows.ErrUsed) || errors.Is(lerr, flows.ErrExpired) || errors.Is(lerr, flows.ErrExhausted) || errors.Is(lerr, flows.ErrNoChallenge) {
+				return p.audit(ctx, tx, r, "link."+flowID, j.ID, j.UserID, "failed", "link not usable")
+			}
+			return lerr
+		}
+		if !containsFold(j.Verified, flowID) {
+			j.Verified = append(j.Verified, flowID)
+		}
+		if err := tx.UpdateJourney(ctx, j); err != nil {
+			return err
+		}
+		return p.audit(ctx, tx, r, "link."+flowID, j.ID, j.UserID, "ok", "")
+	})
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		p.redirect(w, "/verify", nil)
+		return nil
+	case err != nil:
+		return internalError(err)
+	case ipLimit.exceeded:
+		tooMany(w, ipLimit.retryAfter)
+		return &Error{Kind: KindLimited, Status: http.StatusTooManyRequests, Heading: "Too many attempts",
+			Public: "Too many attempts from your network. Wait a few minutes, then open the link again."}
+	case errors.Is(lerr, flows.ErrUsed):
+		return errLinkUsed
+	case lerr != nil:
+		return errLinkExpired
+	}
+	if ok, err := p.satisfied(ctx, j); err != nil {
+		return err
+	} else if ok {
+		p.redirect(w, "/password", nil)
+		return nil
+	}
+	p.redirect(w, "/verify", nil)
+	return nil
+}
+
+// readyJourney returns the browser's journey if it may set a password.
+func (p *Plugin) readyJourney(ctx context.Context, r *http.Request) (store.Journey, bool, error) {
+	j, err := p.activeJourney(ctx, r)
+	if err != nil {
+		return j, false, err
+	}
+	ok, err := p.satisfied(ctx, j)
+	return j, ok, err
+}
+
+func (p *Plugin) passwordPageData(u User) passwordPage {
+	return passwordPage{Username: firstNonEmpty(u.Username, u.Email), MinLength: p.policy.MinLength(false), MaxLength: p.policy.MaxLength()}
+}
+
+func firstNonEmpty(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+func (p *Plugin) passwordPage(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	j, ok, err := p.readyJourney(ctx, r)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		p.redirect(w, "/verify", nil)
+		return nil
+	}
+	u, err := p.s.Directory.User(ctx, j.UserID)
+	if err != nil {
+		return internalError(fmt.Errorf("sspr: directory: %w", err))
+	}
+	p.render(w, r, http.StatusOK, "password", j.ID, p.passwordPageData(u))
+	return nil
+}
+
+func (p *Plugin) setPassword(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	j, ok, err := p.readyJourney(ctx, r)
+	if err != nil {
+		return err
+	}
+	if err := p.checkPost(r, j.ID); err != nil {
+		return err
+	}
+	if !ok {
+		// Not verified enough: a direct POST never sets a password.
+		p.log.WarnContext(ctx, "sspr: password post before verification", slog.String("ip", p.s.ClientIP(r)))
+		p.redirect(w, "/verify", nil)
+		return nil
+	}
+	u, err := p.s.Directory.User(ctx, j.UserID)
+	if err != nil {
+		return internalError(fmt.Errorf("sspr: directory: %w", err))
+	}
+	pw := r.PostForm.Get("password")
+	page := p.passwordPageData(u)
+	for _, prob := range p.policy.Check(password.Input{
+		Password:    pw,
+		Identifiers: []string{u.Username, u.Email, u.DisplayName},
+		HasMFA:      false,
+	}) {
+		page.Errors = append(page.Errors, prob.Message)
+	}
+	if pw != r.PostForm.Get("confirm") {
+		page.ConfirmError = "The two passwords don't match. Type the same password twice."
+	}
+	if page.Errors != nil || page.ConfirmError != "" {
+		p.render(w, r, http.StatusBadRequest, "password", j.ID, page)
+		return nil
+	}
+	// One argon2id computation checks the whole history (shared salt) and
+	// yields the key to record.
+	hist, key, err := p.historyKey(ctx, j.UserID, pw)
+	if err != nil {
+		return internalError(err)
+	}
+	for _, old := range hist.Keys {
+		if subtle.ConstantTimeCompare(old, key) == 1 {
+			page.Errors = []string{"You used this password recently. Choose one you haven't used before."}
+			p.render(w, r, http.StatusBadRequest, "password", j.ID, page)
+			return nil
+		}
+	}
+
+	// Claim the journey first (single use), then change the password.
+	now := p.s.Now()
+	if err := p.s.Store.CompleteJourney(ctx, j.ID, now); err != nil {
+		switch {
+		case errors.Is(err, store.ErrUsed):
+			p.redirect(w, "/done", nil)
+			return nil
+		case errors.Is(err, store.ErrExpired), errors.Is(err, store.ErrNotFound):
+			return errJourneyMissing
+		}
+		return internalError(err)
+	}
+	if err := p.s.Directory.SetPassword(ctx, j.UserID, pw); err != nil {
+		_ = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+			return p.audit(ctx, tx, r, "password.change", j.ID, j.UserID, "failed", "directory refused the password")
+		})
+		return &Error{Kind: KindInternal, Status: http.StatusInternalServerError,
+			Heading: "Your password was not changed",
+			Public:  "We couldn't save your new password, so your old password still works. Please start a new reset in a few minutes.",
+			Err:     fmt.Errorf("sspr: set password: %w", err)}
+	}
+	revoked := "not supported by the host"
+	if p.revoker != nil {
+		if err := p.revoker.RevokeSessions(ctx, j.UserID); err != nil {
+			p.log.ErrorContext(ctx, "sspr: revoke sessions failed", slog.String("user", j.UserID), slog.Any("err", err))
+			revoked = "failed"
+		} else {
+			revoked = "ok"
+		}
+	}
+	subject, serr := p.subject(ctx, u)
+	if serr != nil {
+		p.log.ErrorContext(ctx, "sspr: contacts for notification", slog.Any("err", serr))
+		subject = flows.Subject{Emails: []string{u.Email}}
+	}
+	err = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+		if err := p.saveHistory(ctx, tx, hist, key); err != nil {
+			return err
+		}
+		data := changedData{Time: now.UTC().Format("2006-01-02 15:04 MST"), ResetURL: p.url("/", nil)}
+		for _, addr := range subject.Emails {
+			if err := p.queue(ctx, tx, "changed", "email", addr, data); err != nil {
+				return err
+			}
+		}
+		if err := p.audit(ctx, tx, r, "password.change", j.ID, j.UserID, "ok", ""); err != nil {
+			return err
+		}
+		return p.audit(ctx, tx, r, "sessions.revoke", j.ID, j.UserID, revoked, "")
+	})
+	if err != nil {
+		// The password is changed; only the record of it failed. Say so in
+		// the log, and still lead the user on.
+		p.log.ErrorContext(ctx, "sspr: record password change failed", slog.String("user", j.UserID), slog.Any("err", err))
+	}
+	p.worker.Kick()
+	p.redirect(w, "/done", nil)
+	return nil
+}
+
+// changedData is what the "changed" message template receives as .Data.
+type changedData struct {
+	Time     string
+	ResetURL string
+}
+
+func (p *Plugin) donePage(w http.ResponseWriter, r *http.Request) error {
+	id := p.cookieID(r)
+	if id == "" {
+		return errJourneyMissing
+	}
+	j, err := p.s.Store.Journey(r.Context(), id)
+	if err != nil || j.CompletedAt.IsZero() {
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return internalError(err)
+		}
+		return errJourneyMissing
+	}
+	p.clearCookie(w, r)
+	p.render(w, r, http.StatusOK, "done", "", donePage{SignInURL: p.signInURL(j)})
+	return nil
+}

@@ -1,0 +1,593 @@
+package plugin_test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/html"
+
+	"github.com/sspr-go/sspr/plugin"
+	"github.com/sspr-go/sspr/plugin/plugintest"
+)
+
+const newPassword = "glass-onion-harbor-lantern"
+
+func TestResetByCode(t *testing.T) {
+	h := newHarness(t)
+	b := plugintest.NewBrowser(t)
+	page := h.start(b, "Alice@Example.com ")
+	if page.Status != http.StatusSeeOther || page.Header.Get("Location") != "/recovery/verify" {
+		t.Fatalf("start: status %d location %q", page.Status, page.Header.Get("Location"))
+	}
+	check := b.Follow(page)
+	if !strings.Contains(check.Text(), "Check your email") {
+		t.Fatalf("check page: %s", check.Text())
+	}
+	h.deliver()
+	_, code := h.resetMail("alice@example.com")
+
+	// A wrong code is refused and counted.
+	wrong := "00000000"
+	if wrong == code {
+		wrong = "11111111"
+	}
+	bad := b.Submit(check, "/recovery/verify", map[string]string{"code": wrong})
+	if bad.Status != http.StatusBadRequest || !strings.Contains(bad.Text(), "You have 4 tries left") {
+		t.Fatalf("wrong code: status %d, %s", bad.Status, bad.Text())
+	}
+	if got := h.audit("verify.email"); len(got) != 1 || got[0].Outcome != "failed" {
+		t.Fatalf("audit after wrong code: %+v", got)
+	}
+	// Malformed input is explained and not counted.
+	bad = b.Submit(check, "/recovery/verify", map[string]string{"code": "12ab"})
+	if !strings.Contains(bad.Text(), "Enter the 8-digit code") {
+		t.Fatalf("malformed code: %s", bad.Text())
+	}
+
+	// The right code (typed with a space) leads to the new password.
+	ok := b.Submit(bad, "/recovery/verify", map[string]string{"code": code[:4] + " " + code[4:]})
+	if ok.Status != http.StatusSeeOther || ok.Header.Get("Location") != "/recovery/password" {
+		t.Fatalf("right code: status %d location %q body %s", ok.Status, ok.Header.Get("Location"), ok.Body)
+	}
+	pw := b.Follow(ok)
+	done := b.Submit(pw, "/recovery/password", map[string]string{"password": newPassword, "confirm": newPassword})
+	if done.Status != http.StatusSeeOther || done.Header.Get("Location") != "/recovery/done" {
+		t.Fatalf("set password: status %d, %s", done.Status, done.Body)
+	}
+	if got := h.dir.password("u-alice"); got != newPassword {
+		t.Fatalf("directory password = %q", got)
+	}
+	if h.dir.revoked["u-alice"] != 1 {
+		t.Fatalf("sessions revoked %d times, want 1", h.dir.revoked["u-alice"])
+	}
+	donePage := b.Follow(done)
+	if !strings.Contains(donePage.Text(), "Your password was changed") {
+		t.Fatalf("done page: %s", donePage.Text())
+	}
+	signIn := donePage.Find(func(n *html.Node) bool { return plugintest.Attr(n, "class") == "button" })
+	if len(signIn) != 1 || plugintest.Attr(signIn[0], "href") != h.srv.URL+"/signin" {
+		t.Fatalf("done page sign-in link: %v", signIn)
+	}
+
+	// "Your password was changed" goes to every contact address.
+	h.deliver()
+	for _, addr := range []string{"alice@example.com", "alice.backup@example.org"} {
+		msgs := h.mail.to(addr)
+		if len(msgs) == 0 || !strings.Contains(msgs[len(msgs)-1].Subject, "password was changed") {
+			t.Errorf("no change notice to %s: %+v", addr, msgs)
+		}
+	}
+	for _, ev := range []string{"journey.start", "password.change", "sessions.revoke"} {
+		if got := h.audit(ev); len(got) != 1 || got[0].Outcome != "ok" || got[0].UserID != "u-alice" {
+			t.Errorf("audit %s: %+v", ev, got)
+		}
+	}
+	// The journey is over: the password page no longer works.
+	again := b.Get(h.base + "/password")
+	if !strings.Contains(again.Text(), "Your reset session has ended") {
+		t.Fatalf("password page after done: %s", again.Text())
+	}
+}
+
+func TestResetByLink(t *testing.T) {
+	h := newHarness(t)
+	b := plugintest.NewBrowser(t)
+	b.Follow(h.start(b, "alice"))
+	h.deliver()
+	link, _ := h.resetMail("alice@example.com")
+	if !strings.HasPrefix(link, h.base+"/link?token=") {
+		t.Fatalf("link %q is not under BaseURL", link)
+	}
+	// GET twice (a mail scanner, then the user): nothing is consumed.
+	for i := range 2 {
+		p := b.Get(link)
+		if p.Status != http.StatusOK || !strings.Contains(p.Text(), "Continue your password reset") {
+			t.Fatalf("GET %d of link: %d %s", i, p.Status, p.Text())
+		}
+	}
+	confirm := b.Get(link)
+	next := b.Submit(confirm, "/recovery/link", nil)
+	if next.Status != http.StatusSeeOther || next.Header.Get("Location") != "/recovery/password" {
+		t.Fatalf("confirm link: %d %q %s", next.Status, next.Header.Get("Location"), next.Body)
+	}
+	// The used link is refused, on GET and on POST.
+	if p := b.Get(link); !strings.Contains(p.Text(), "already used") {
+		t.Fatalf("used link GET: %s", p.Text())
+	}
+	if p := b.Submit(confirm, "/recovery/link", nil); !strings.Contains(p.Text(), "already used") {
+		t.Fatalf("used link POST: %s", p.Text())
+	}
+	pw := b.Follow(next)
+	done := b.Submit(pw, "/recovery/password", map[string]string{"password": newPassword, "confirm": newPassword})
+	if done.Status != http.StatusSeeOther {
+		t.Fatalf("set password: %d %s", done.Status, done.Body)
+	}
+	if h.dir.password("u-alice") != newPassword {
+		t.Fatal("password not set")
+	}
+}
+
+func TestLinkInOtherBrowserAsksForCode(t *testing.T) {
+	h := newHarness(t)
+	b := plugintest.NewBrowser(t)
+	check := b.Follow(h.start(b, "alice"))
+	h.deliver()
+	link, code := h.resetMail("alice@example.com")
+
+	other := plugintest.NewBrowser(t)
+	p := other.Get(link)
+	if !strings.Contains(p.Text(), "enter the code from the same email") {
+		t.Fatalf("other browser GET: %s", p.Text())
+	}
+	if len(p.Find(func(n *html.Node) bool { return n.Data == "form" })) != 0 {
+		t.Fatal("other browser got a form that could consume the link")
+	}
+	// A forged POST from the other browser (CSRF token of its own binding
+	// is impossible; try with the token alone) consumes nothing.
+	post := other.Post(h.base+"/link", url.Values{"token": {strings.SplitN(link, "token=", 2)[1]}})
+	if post.Status != http.StatusForbidden {
+		t.Fatalf("other browser POST: %d", post.Status)
+	}
+	// The code still works in the first browser.
+	ok := b.Submit(check, "/recovery/verify", map[string]string{"code": code})
+	if ok.Header.Get("Location") != "/recovery/password" {
+		t.Fatalf("code after foreign link visit: %d %s", ok.Status, ok.Body)
+	}
+}
+
+func TestExpiredLinkAndCode(t *testing.T) {
+	h := newHarness(t)
+	b := plugintest.NewBrowser(t)
+	check := b.Follow(h.start(b, "alice"))
+	h.deliver()
+	link, code := h.resetMail("alice@example.com")
+	h.clock.Advance(10*time.Minute + time.Second)
+	if p := b.Get(link); !strings.Contains(p.Text(), "This link has expired") {
+		t.Fatalf("expired link: %s", p.Text())
+	}
+	p := b.Submit(check, "/recovery/verify", map[string]string{"code": code})
+	if !strings.Contains(p.Text(), "This code has expired") {
+		t.Fatalf("expired code: %s", p.Text())
+	}
+	// A new email brings a new code that works, with the old one dead.
+	sent := b.Follow(b.Submit(p, "/recovery/verify/resend", nil))
+	if !strings.Contains(sent.Text(), "We sent a new email") {
+		t.Fatalf("resend: %s", sent.Text())
+	}
+	h.deliver()
+	_, code2 := h.resetMail("alice@example.com")
+	if code2 == code {
+		t.Fatal("resend reused the code")
+	}
+	ok := b.Submit(sent, "/recovery/verify", map[string]string{"code": code2})
+	if ok.Header.Get("Location") != "/recovery/password" {
+		t.Fatalf("new code: %d %s", ok.Status, ok.Body)
+	}
+	// The journey itself expires after 15 minutes.
+	h.clock.Advance(5 * time.Minute)
+	if p := b.Get(h.base + "/password"); !strings.Contains(p.Text(), "Your reset session has ended") {
+		t.Fatalf("expired journey: %s", p.Text())
+	}
+}
+
+func TestFiveWrongCodesKillTheCode(t *testing.T) {
+	h := newHarness(t)
+	b := plugintest.NewBrowser(t)
+	page := b.Follow(h.start(b, "alice"))
+	h.deliver()
+	link, code := h.resetMail("alice@example.com")
+	wrong := "12345678"
+	if wrong == code {
+		wrong = "87654321"
+	}
+	for i := range 5 {
+		page = b.Submit(page, "/recovery/verify", map[string]string{"code": wrong})
+		if page.Status != http.StatusBadRequest {
+			t.Fatalf("wrong code %d: %d", i, page.Status)
+		}
+	}
+	if !strings.Contains(page.Text(), "Too many wrong codes") {
+		t.Fatalf("after 5 wrong codes: %s", page.Text())
+	}
+	page = b.Submit(page, "/recovery/verify", map[string]string{"code": code})
+	if page.Status == http.StatusSeeOther || !strings.Contains(page.Text(), "Too many wrong codes") {
+		t.Fatalf("right code after 5 wrong ones: %d %s", page.Status, page.Text())
+	}
+	if p := b.Get(link); !strings.Contains(p.Text(), "expired") {
+		t.Fatalf("link after 5 wrong codes: %s", p.Text())
+	}
+	// A resend does not revive the counter.
+	page = b.Follow(b.Submit(page, "/recovery/verify/resend", nil))
+	h.deliver()
+	_, code2 := h.resetMail("alice@example.com")
+	page = b.Submit(page, "/recovery/verify", map[string]string{"code": code2})
+	if page.Status == http.StatusSeeOther {
+		t.Fatal("resend reset the attempt counter")
+	}
+}
+
+// normalizeTokens blanks per-request tokens so that pages can be compared.
+var tokenRE = regexp.MustCompile(`name="csrf" value="[^"]*"`)
+
+func TestUnknownIdentifierLooksTheSame(t *testing.T) {
+	h := newHarness(t)
+	type result struct {
+		start, check *plugintest.Page
+	}
+	run := func(identifier string) result {
+		b := plugintest.NewBrowser(t)
+		p := h.start(b, identifier)
+		return result{start: p, check: b.Follow(p)}
+	}
+	known := run("alice@example.com")
+	unknown := run("nobody@example.com")
+	noEmail := run("carol") // known, but no address to send to
+	for _, other := range []result{unknown, noEmail} {
+		if known.start.Status != other.start.Status || known.check.Status != other.check.Status {
+			t.Fatalf("status differs: %d/%d vs %d/%d", known.start.Status, known.check.Status, other.start.Status, other.check.Status)
+		}
+		if a, b := headerShape(known.start.Header), headerShape(other.start.Header); a != b {
+			t.Fatalf("start headers differ:\n%s\n%s", a, b)
+		}
+		if a, b := headerShape(known.check.Header), headerShape(other.check.Header); a != b {
+			t.Fatalf("check headers differ:\n%s\n%s", a, b)
+		}
+		if a, b := tokenRE.ReplaceAllString(string(known.check.Body), ""), tokenRE.ReplaceAllString(string(other.check.Body), ""); a != b {
+			t.Fatalf("check bodies differ:\n%s\n---\n%s", a, b)
+		}
+	}
+	h.deliver()
+	all := h.mail.all()
+	if len(all) != 1 || all[0].To != "alice@example.com" {
+		t.Fatalf("messages sent: %+v", all)
+	}
+	// The unknown identifier did the same store work: a journey, a
+	// challenge and a (dropped) outbox message.
+	starts := h.audit("journey.start")
+	outcomes := map[string]int{}
+	for _, e := range starts {
+		outcomes[e.Outcome]++
+		if e.Detail != "" && strings.Contains(e.Detail, "nobody") {
+			t.Fatalf("audit leaks the identifier: %+v", e)
+		}
+	}
+	if outcomes["ok"] != 1 || outcomes["decoy"] != 2 {
+		t.Fatalf("start outcomes: %v", outcomes)
+	}
+	// A decoy journey can never set a password, whatever is posted.
+	b := plugintest.NewBrowser(t)
+	check := b.Follow(h.start(b, "nobody@example.com"))
+	for _, code := range []string{"00000000", "12345678"} {
+		if p := b.Submit(check, "/recovery/verify", map[string]string{"code": code}); p.Status == http.StatusSeeOther {
+			t.Fatalf("decoy accepted code %s", code)
+		}
+	}
+}
+
+// headerShape lists header names and values, with Set-Cookie and
+// Content-Length values blanked (their values differ per request).
+func headerShape(h http.Header) string {
+	var lines []string
+	for k, vs := range h {
+		switch k {
+		case "Set-Cookie", "Date", "Content-Length":
+			lines = append(lines, k)
+			continue
+		}
+		lines = append(lines, k+": "+strings.Join(vs, ","))
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
+}
+
+func TestSecurityHeadersOnEveryPage(t *testing.T) {
+	h := newHarness(t)
+	b := plugintest.NewBrowser(t)
+	pages := []*plugintest.Page{
+		b.Get(h.base + "/"),
+		h.start(b, "alice"),
+		b.Get(h.base + "/verify"),
+		b.Get(h.base + "/password"),
+		b.Get(h.base + "/link?token=nonsense"),
+		b.Get(h.base + "/nope"),
+		b.Post(h.base+"/verify", nil),
+	}
+	for _, p := range pages {
+		hd := p.Header
+		if hd.Get("Cache-Control") != "no-store" || hd.Get("Referrer-Policy") != "no-referrer" ||
+			hd.Get("X-Content-Type-Options") != "nosniff" ||
+			!strings.Contains(hd.Get("Content-Security-Policy"), "frame-ancestors 'none'") ||
+			strings.Contains(hd.Get("Content-Security-Policy"), "unsafe-inline") {
+			t.Errorf("%s: missing security headers: %v", p.URL.Path, hd)
+		}
+		if strings.Contains(string(p.Body), "<script") || strings.Contains(string(p.Body), " style=") {
+			t.Errorf("%s: inline script or style", p.URL.Path)
+		}
+		if strings.Contains(strings.ToLower(string(p.Body)), "goroutine") || strings.Contains(string(p.Body), ".go:") {
+			t.Errorf("%s: looks like a stack trace", p.URL.Path)
+		}
+	}
+	// Cookie attributes.
+	p := plugintest.NewBrowser(t).Get(h.base + "/")
+	c := p.Header.Get("Set-Cookie")
+	for _, want := range []string{"HttpOnly", "SameSite=Lax", "Path=/recovery/", "Max-Age=900"} {
+		if !strings.Contains(c, want) {
+			t.Errorf("cookie %q lacks %s", c, want)
+		}
+	}
+}
+
+func TestCSRFAndOrigin(t *testing.T) {
+	h := newHarness(t)
+
+	tests := []struct {
+		name   string
+		mutate func(url.Values, http.Header)
+		want   int
+	}{
+		{"no token", func(v url.Values, _ http.Header) { v.Del("csrf") }, http.StatusForbidden},
+		{"garbage token", func(v url.Values, _ http.Header) { v.Set("csrf", "x"+v.Get("csrf")[1:]) }, http.StatusForbidden},
+		{"cross-site origin", func(_ url.Values, hd http.Header) { hd.Set("Origin", "https://evil.example") }, http.StatusForbidden},
+		{"cross-site fetch", func(_ url.Values, hd http.Header) { hd.Set("Sec-Fetch-Site", "cross-site") }, http.StatusForbidden},
+		{"null origin, same-origin fetch", func(_ url.Values, hd http.Header) {
+			hd.Set("Origin", "null")
+			hd.Set("Sec-Fetch-Site", "same-origin")
+		}, http.StatusSeeOther},
+		{"own origin", func(_ url.Values, hd http.Header) { hd.Set("Origin", h.srv.URL) }, http.StatusSeeOther},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := plugintest.NewBrowser(t)
+			action, v := b.Get(h.base + "/").Form("/recovery/")
+			v.Set("identifier", "alice")
+			tt.mutate(v, b.Header)
+			p := b.Post(action, v)
+			if p.Status != tt.want {
+				t.Fatalf("status %d, want %d: %s", p.Status, tt.want, p.Text())
+			}
+		})
+	}
+	// A token from another browser does not work either.
+	action, values := plugintest.NewBrowser(t).Get(h.base + "/").Form("/recovery/")
+	values.Set("identifier", "alice")
+	other := plugintest.NewBrowser(t)
+	other.Get(h.base + "/")
+	if p := other.Post(action, values); p.Status != http.StatusForbidden {
+		t.Fatalf("foreign token: %d", p.Status)
+	}
+}
+
+func TestRateLimits(t *testing.T) {
+	h := newHarness(t, func(c *plugin.Config) {
+		c.Limits.StartsPerIP = plugin.Limit{N: 4, Window: time.Minute}
+		c.Limits.StartsPerAccount = plugin.Limit{N: 2, Window: time.Hour}
+	})
+	b := plugintest.NewBrowser(t)
+	for i := range 4 {
+		if p := h.start(b, "alice"); p.Status != http.StatusSeeOther {
+			t.Fatalf("start %d: %d", i, p.Status)
+		}
+	}
+	// Per account: the third and fourth start answered like success but
+	// sent nothing.
+	h.deliver()
+	if n := len(h.mail.to("alice@example.com")); n != 2 {
+		t.Fatalf("messages after account limit: %d, want 2", n)
+	}
+	// Per IP: 429 with Retry-After.
+	p := h.start(b, "alice")
+	if p.Status != http.StatusTooManyRequests || p.Header.Get("Retry-After") == "" {
+		t.Fatalf("over IP limit: %d Retry-After %q", p.Status, p.Header.Get("Retry-After"))
+	}
+	if !strings.Contains(p.Text(), "Too many attempts") {
+		t.Fatalf("limit page: %s", p.Text())
+	}
+	// The window slides: two minutes later it works again.
+	h.clock.Advance(2 * time.Minute)
+	if p := h.start(b, "nobody"); p.Status != http.StatusSeeOther {
+		t.Fatalf("after window: %d", p.Status)
+	}
+}
+
+func TestPasswordStepGuarded(t *testing.T) {
+	h := newHarness(t)
+	b := plugintest.NewBrowser(t)
+	check := b.Follow(h.start(b, "alice"))
+	// The password form can't be reached, or posted to, before verifying.
+	if p := b.Get(h.base + "/password"); p.Status != http.StatusSeeOther || p.Header.Get("Location") != "/recovery/verify" {
+		t.Fatalf("GET password early: %d %q", p.Status, p.Header.Get("Location"))
+	}
+	_, v := check.Form("/recovery/verify")
+	v.Set("password", newPassword)
+	v.Set("confirm", newPassword)
+	if p := b.Post(h.base+"/password", v); p.Status != http.StatusSeeOther {
+		t.Fatalf("POST password early: %d", p.Status)
+	}
+	if h.dir.password("u-alice") != "" {
+		t.Fatal("password set without verification")
+	}
+}
+
+func TestPasswordPolicyOnThePage(t *testing.T) {
+	h := newHarness(t)
+	if err := h.p.RecordPassword(t.Context(), "u-alice", "previous-winter-garden-gate"); err != nil {
+		t.Fatal(err)
+	}
+	b := plugintest.NewBrowser(t)
+	check := b.Follow(h.start(b, "alice"))
+	h.deliver()
+	_, code := h.resetMail("alice@example.com")
+	pw := b.Follow(b.Submit(check, "/recovery/verify", map[string]string{"code": code}))
+	tests := []struct {
+		password, confirm, want string
+	}{
+		{"short", "short", "at least 15 characters"},
+		{"P@ssw0rd2024!", "P@ssw0rd2024!", "too common"},
+		{"alice-in-wonderland-2024", "alice-in-wonderland-2024", "username or email"},
+		{"previous-winter-garden-gate", "previous-winter-garden-gate", "used this password recently"},
+		{newPassword, newPassword + "x", "don't match"},
+	}
+	for _, tt := range tests {
+		p := b.Submit(pw, "/recovery/password", map[string]string{"password": tt.password, "confirm": tt.confirm})
+		if p.Status != http.StatusBadRequest || !strings.Contains(p.Text(), tt.want) {
+			t.Errorf("%q: status %d, text %s", tt.password, p.Status, p.Text())
+		}
+		// The reason is tied to the field.
+		inputs := p.Find(func(n *html.Node) bool { return plugintest.Attr(n, "aria-invalid") == "true" })
+		if len(inputs) == 0 {
+			t.Errorf("%q: no input marked invalid", tt.password)
+		}
+	}
+	if h.dir.password("u-alice") != "" {
+		t.Fatal("a refused password was set")
+	}
+	if p := b.Submit(pw, "/recovery/password", map[string]string{"password": newPassword, "confirm": newPassword}); p.Status != http.StatusSeeOther {
+		t.Fatalf("good password: %d %s", p.Status, p.Text())
+	}
+}
+
+func TestDirectoryFailureChangesNothingVisible(t *testing.T) {
+	h := newHarness(t)
+	h.dir.setErr = errors.New("ldap down")
+	b := plugintest.NewBrowser(t)
+	check := b.Follow(h.start(b, "alice"))
+	h.deliver()
+	_, code := h.resetMail("alice@example.com")
+	pw := b.Follow(b.Submit(check, "/recovery/verify", map[string]string{"code": code}))
+	p := b.Submit(pw, "/recovery/password", map[string]string{"password": newPassword, "confirm": newPassword})
+	if p.Status != http.StatusInternalServerError || !strings.Contains(p.Text(), "old password still works") {
+		t.Fatalf("directory failure: %d %s", p.Status, p.Text())
+	}
+	if strings.Contains(p.Text(), "ldap") {
+		t.Fatal("internal error text reached the page")
+	}
+	h.deliver()
+	for _, m := range h.mail.all() {
+		if strings.Contains(m.Subject, "was changed") {
+			t.Fatal("change notice sent although nothing changed")
+		}
+	}
+	if h.dir.revoked["u-alice"] != 0 {
+		t.Fatal("sessions revoked although nothing changed")
+	}
+}
+
+func TestLinksIgnoreHostHeader(t *testing.T) {
+	h := newHarness(t)
+	b := plugintest.NewBrowser(t)
+	page := b.Get(h.base + "/")
+	action, values := page.Form("/recovery/")
+	values.Set("identifier", "alice")
+	req, err := http.NewRequest(http.MethodPost, action, strings.NewReader(values.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Host = "evil.example"
+	req.Header.Set("X-Forwarded-Host", "evil.example")
+	// The client would look cookies up for the Host header; send them by hand.
+	for _, c := range b.Client.Jar.Cookies(req.URL) {
+		req.AddCookie(c)
+	}
+	resp, err := (&http.Client{CheckRedirect: b.Client.CheckRedirect}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("start with foreign Host: %d", resp.StatusCode)
+	}
+	h.deliver()
+	link, _ := h.resetMail("alice@example.com")
+	if !strings.HasPrefix(link, h.base) || strings.Contains(link, "evil") {
+		t.Fatalf("link %q built from the request", link)
+	}
+}
+
+func TestReturnToAllowList(t *testing.T) {
+	h := newHarness(t)
+	tests := []struct {
+		returnTo string
+		want     string
+	}{
+		{h.srv.URL + "/login?authRequestID=42", h.srv.URL + "/login?authRequestID=42"},
+		{"https://evil.example/login", h.srv.URL + "/signin"},
+		{h.srv.URL + "/loginx", h.srv.URL + "/signin"},
+		{h.srv.URL + "/login/../admin", h.srv.URL + "/signin"},
+		{"javascript:alert(1)", h.srv.URL + "/signin"},
+	}
+	for _, tt := range tests {
+		b := plugintest.NewBrowser(t)
+		p := b.Get(h.base + "/?return_to=" + url.QueryEscape(tt.returnTo))
+		links := p.Find(func(n *html.Node) bool { return n.Data == "a" && strings.Contains(plugintest.Attr(n, "href"), "/") })
+		found := false
+		for _, l := range links {
+			if plugintest.Attr(l, "href") == tt.want {
+				found = true
+			}
+			if strings.Contains(plugintest.Attr(l, "href"), "evil") || strings.HasPrefix(plugintest.Attr(l, "href"), "javascript") {
+				t.Fatalf("%q: page links to %q", tt.returnTo, plugintest.Attr(l, "href"))
+			}
+		}
+		if !found {
+			t.Errorf("%q: no link to %q", tt.returnTo, tt.want)
+		}
+	}
+}
+
+func TestStoreKeepsNoSecrets(t *testing.T) {
+	h := newHarness(t)
+	b := plugintest.NewBrowser(t)
+	check := b.Follow(h.start(b, "alice"))
+	h.deliver()
+	link, code := h.resetMail("alice@example.com")
+	token := strings.SplitN(link, "token=", 2)[1]
+	pw := b.Follow(b.Submit(check, "/recovery/verify", map[string]string{"code": code}))
+	b.Submit(pw, "/recovery/password", map[string]string{"password": newPassword, "confirm": newPassword})
+	// Neither the link token, the code nor the password is in any file of
+	// the database (the database, its WAL and shared memory).
+	files, err := filepath.Glob(filepath.Join(filepath.Dir(h.dbPath), "*"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("database files: %v %v", files, err)
+	}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, secret := range []string{token, code, newPassword} {
+			if bytes.Contains(raw, []byte(secret)) {
+				t.Errorf("%s holds a secret in clear (%d bytes)", filepath.Base(f), len(secret))
+			}
+		}
+	}
+}

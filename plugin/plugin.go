@@ -1,0 +1,319 @@
+package plugin
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gorilla/sessions"
+
+	"github.com/sspr-go/sspr/flows"
+	"github.com/sspr-go/sspr/plugin/notify"
+	"github.com/sspr-go/sspr/plugin/password"
+	"github.com/sspr-go/sspr/plugin/store"
+)
+
+// cookieName is the name of the cookie that binds a journey to a browser.
+// It holds only the journey ID, signed and encrypted.
+const cookieName = "sspr_journey"
+
+// sweepInterval is how often Run removes expired data.
+const sweepInterval = 5 * time.Minute
+
+// sweepGrace keeps expired journeys and challenges a while, so that a late
+// click on a link says "expired" rather than "not valid".
+const sweepGrace = 24 * time.Hour
+
+// Plugin is the mountable password-reset handler. Create it with [New],
+// mount it under the path of [Config.BaseURL], and run [Plugin.Run] in a
+// goroutine to deliver queued messages and sweep expired data.
+type Plugin struct {
+	s       *settings
+	keys    *keyring
+	pages   *renderer
+	cookies *sessions.CookieStore
+	policy  *password.Policy
+	limits  limiter
+	worker  *notify.Worker
+	log     *slog.Logger
+
+	byID       map[string]flows.Flow
+	channels   []flows.Flow
+	bound      []flows.Flow
+	redeemers  []flows.LinkRedeemer
+	revoker    SessionRevoker
+	contacts   ContactLister
+	basePath   string
+	baseOrigin string
+	csp        string
+}
+
+// New validates cfg and returns a ready plugin. It reports every bad field
+// of cfg at once, each naming the field, and fails when a template is
+// missing or broken.
+func New(cfg Config) (*Plugin, error) {
+	s, err := validate(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	p := &Plugin{s: s, log: s.Logger, byID: map[string]flows.Flow{}}
+	if p.keys, err = newKeyring(s.Keys); err != nil {
+		errs = append(errs, err)
+	}
+	if p.pages, err = newRenderer(s.Templates); err != nil {
+		errs = append(errs, err)
+	}
+	if p.policy, err = password.NewPolicy(s.Password); err != nil {
+		errs = append(errs, fmt.Errorf("sspr: config: field 'Password': %w", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+
+	for _, f := range s.Flows {
+		p.byID[f.ID()] = f
+		switch f.Kind() {
+		case flows.KindChannel:
+			p.channels = append(p.channels, f)
+		case flows.KindBound:
+			p.bound = append(p.bound, f)
+		}
+		if lr, ok := f.(flows.LinkRedeemer); ok {
+			p.redeemers = append(p.redeemers, lr)
+		}
+	}
+	p.revoker, _ = s.Directory.(SessionRevoker)
+	p.contacts, _ = s.Directory.(ContactLister)
+
+	p.basePath = s.base.Path
+	p.baseOrigin = s.base.Scheme + "://" + s.base.Host
+	p.csp = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+	p.cookies = sessions.NewCookieStore(p.keys.cookieKeys()...)
+	p.cookies.Options = &sessions.Options{
+		Path:     cookiePath(p.basePath),
+		HttpOnly: true,
+		Secure:   s.secure,
+		SameSite: http.SameSiteLaxMode,
+	}
+	p.cookies.MaxAge(int(s.JourneyTTL / time.Second))
+
+	p.limits = limiter{keys: p.keys, disabled: s.InsecureDisableRateLimits}
+	p.worker, err = notify.NewWorker(notify.WorkerConfig{
+		Outbox: s.Store,
+		Sender: s.Sender,
+		Open:   p.openMessage,
+		Logger: s.Logger,
+		Now:    s.Now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sspr: %w", err)
+	}
+	if s.InsecureDisableRateLimits {
+		p.log.Warn("sspr: rate limits are OFF (InsecureDisableRateLimits); never run like this in production")
+	}
+	return p, nil
+}
+
+func cookiePath(base string) string {
+	if base == "" {
+		return "/"
+	}
+	return base + "/"
+}
+
+// Run delivers queued messages and sweeps expired data until ctx ends. Run
+// it in its own goroutine; several instances sharing one store may each
+// run it.
+func (p *Plugin) Run(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- p.worker.Run(ctx) }()
+	p.sweep(ctx)
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return <-done
+		case <-t.C:
+			p.sweep(ctx)
+		}
+	}
+}
+
+// Deliver attempts delivery of the queued messages that are due now, once,
+// and returns how many it handled. [Plugin.Run] does this continuously;
+// Deliver serves tests and one-shot tools.
+func (p *Plugin) Deliver(ctx context.Context) (int, error) {
+	return p.worker.Deliver(ctx)
+}
+
+func (p *Plugin) sweep(ctx context.Context) {
+	now := p.s.Now()
+	n, err := p.s.Store.Sweep(ctx, now.Add(-sweepGrace), now.Add(-p.s.AuditRetention))
+	if err != nil {
+		if ctx.Err() == nil {
+			p.log.ErrorContext(ctx, "sspr: sweep failed", slog.Any("err", err))
+		}
+		return
+	}
+	if n > 0 {
+		p.log.DebugContext(ctx, "sspr: swept expired data", slog.Int64("rows", n))
+	}
+}
+
+// RecordPassword adds password to the user's password history, so that a
+// reset refuses to reuse it. Hosts call it when a password is set outside
+// sspr (sign-up, an administrator); sspr records the passwords it sets.
+func (p *Plugin) RecordPassword(ctx context.Context, userID, password string) error {
+	if userID == "" {
+		return errors.New("sspr: record password: empty user ID")
+	}
+	h, key, err := p.historyKey(ctx, userID, password)
+	if err != nil {
+		return err
+	}
+	return p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+		return p.saveHistory(ctx, tx, h, key)
+	})
+}
+
+// historyKey loads the user's history (or starts one) and derives the key
+// of password under its salt: the one argon2id computation of a history
+// check.
+func (p *Plugin) historyKey(ctx context.Context, userID, password string) (store.History, []byte, error) {
+	h, err := p.s.Store.PasswordHistory(ctx, userID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		h = store.History{UserID: userID}
+	case err != nil:
+		return h, nil, fmt.Errorf("sspr: password history: %w", err)
+	}
+	if h.Params != p.s.Hasher.HistoryParams() || len(h.Salt) == 0 {
+		// New history, or one kept with other parameters: start over
+		// (older keys cannot be compared).
+		h.Salt = make([]byte, 16)
+		_, _ = rand.Read(h.Salt)
+		h.Params = p.s.Hasher.HistoryParams()
+		h.Keys = nil
+	}
+	key, err := p.s.Hasher.DeriveKey(ctx, password, h.Salt, h.Params)
+	if err != nil {
+		return h, nil, fmt.Errorf("sspr: password history: %w", err)
+	}
+	return h, key, nil
+}
+
+func (p *Plugin) saveHistory(ctx context.Context, tx store.Tx, h store.History, key []byte) error {
+	keys := append([][]byte{key}, h.Keys...)
+	if n := p.policy.HistorySize(); len(keys) > n {
+		keys = keys[:n]
+	}
+	h.Keys = keys
+	if err := tx.SaveHistory(ctx, h); err != nil {
+		return fmt.Errorf("sspr: save password history: %w", err)
+	}
+	return nil
+}
+
+// env is the [flows.Env] the plugin lends to flows.
+type env struct{ p *Plugin }
+
+func (e env) Queue(ctx context.Context, tx store.Tx, m flows.Message) error {
+	return e.p.queue(ctx, tx, m.Template, m.Channel, m.To, m.Data)
+}
+
+func (e env) MAC(purpose string, parts ...[]byte) []byte { return e.p.keys.mac(purpose, parts...) }
+
+func (e env) URL(path string, query url.Values) string { return e.p.url(path, query) }
+
+func (e env) Now() time.Time { return e.p.s.Now() }
+
+// url returns the absolute URL of path under BaseURL, from configuration.
+func (p *Plugin) url(path string, query url.Values) string {
+	u := *p.s.base
+	u.Path = p.basePath + path
+	u.RawQuery = query.Encode()
+	return u.String()
+}
+
+// queue renders a message and writes it, sealed, to the outbox in tx.
+func (p *Plugin) queue(ctx context.Context, tx store.Tx, template, channel, to string, data any) error {
+	msg, err := p.pages.email(template, channel, to, emailData{Product: p.s.ProductName, Data: data})
+	if err != nil {
+		return err
+	}
+	raw, err := json.Marshal(msg)
+	if err != nil {
+		return fmt.Errorf("sspr: encode message: %w", err)
+	}
+	now := p.s.Now()
+	if _, err := tx.Enqueue(ctx, store.Message{
+		Channel:       channel,
+		Payload:       p.keys.seal(raw),
+		CreatedAt:     now,
+		NextAttemptAt: now,
+	}); err != nil {
+		return fmt.Errorf("sspr: enqueue: %w", err)
+	}
+	return nil
+}
+
+func (p *Plugin) openMessage(payload []byte) (notify.Message, error) {
+	raw, err := p.keys.open(payload)
+	if err != nil {
+		return notify.Message{}, err
+	}
+	var m notify.Message
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return notify.Message{}, fmt.Errorf("sspr: decode message: %w", err)
+	}
+	return m, nil
+}
+
+// subject describes a user to the flows.
+func (p *Plugin) subject(ctx context.Context, u User) (flows.Subject, error) {
+	s := flows.Subject{UserID: u.ID, Locale: u.Locale}
+	if p.contacts != nil {
+		cs, err := p.contacts.Contacts(ctx, u.ID)
+		if err != nil {
+			return s, fmt.Errorf("sspr: contacts: %w", err)
+		}
+		for _, c := range cs {
+			switch c.Channel {
+			case "email":
+				s.Emails = appendUnique(s.Emails, c.Address)
+			case "sms":
+				s.Phones = appendUnique(s.Phones, c.Address)
+			}
+		}
+	}
+	if u.Email != "" && !containsFold(s.Emails, u.Email) {
+		s.Emails = append([]string{u.Email}, s.Emails...)
+	}
+	return s, nil
+}
+
+func appendUnique(list []string, v string) []string {
+	if v == "" || containsFold(list, v) {
+		return list
+	}
+	return append(list, v)
+}
+
+func containsFold(list []string, v string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, v) {
+			return true
+		}
+	}
+	return false
+}

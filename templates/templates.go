@@ -1,0 +1,39 @@
+// Package templates holds sspr's default pages, stylesheet and message
+// bodies, embedded in the binary. A host overrides any file by handing
+// plugin.New an fs.FS that contains a file of the same path; everything is
+// parsed once in plugin.New, so a missing or broken template fails there,
+// never at request time.
+//
+// Layout of the file system:
+//
+//	pages/layout.html    the frame every page is rendered in ("layout")
+//	pages/<name>.html    one page each; defines "title" and "content"
+//	email/<name>.txt     plain-text body of a message; defines "subject" and "text"
+//	email/<name>.html    HTML body of a message; defines "html"
+//	static/style.css     the stylesheet, served under <base>/static/style.css
+//
+// Pages use html/template and never contain inline script or style, so the
+// plugin's Content-Security-Policy can forbid both; every page works without
+// JavaScript.
+package templates
+
+import (
+	"embed"
+	"io/fs"
+)
+
+//go:embed pages/*.html email/*.txt email/*.html static/*
+var files embed.FS
+
+// Default returns the embedded default templates.
+func Default() fs.FS { return files }
+
+// Pages lists the page templates the plugin requires, without extension.
+func Pages() []string {
+	return []string{"start", "check", "confirm", "elsewhere", "password", "done", "error"}
+}
+
+// Emails lists the message templates the plugin requires, without extension.
+func Emails() []string {
+	return []string{"reset", "changed"}
+}
