@@ -168,6 +168,14 @@ type harness struct {
 	store store.Store
 	// dbPath is the SQLite file.
 	dbPath string
+	cfg    plugin.Config
+}
+
+// config returns a copy of the harness's base configuration.
+func (h *harness) config() plugin.Config {
+	c := h.cfg
+	c.Keys = append([][]byte(nil), c.Keys...)
+	return c
 }
 
 func newHarness(t *testing.T, mutate ...func(*plugin.Config)) *harness {
@@ -204,6 +212,7 @@ func newHarness(t *testing.T, mutate ...func(*plugin.Config)) *harness {
 		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now:               h.clock.Now,
 	}
+	h.cfg = cfg
 	for _, m := range mutate {
 		m(&cfg)
 	}

@@ -3,10 +3,10 @@ package plugin_test
 import (
 	"bytes"
 	"errors"
-	"os"
-	"path/filepath"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"

@@ -1,0 +1,257 @@
+package notify_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sspr-go/sspr/plugin/notify"
+	"github.com/sspr-go/sspr/plugin/notify/smtptest"
+	"github.com/sspr-go/sspr/plugin/store"
+	"github.com/sspr-go/sspr/plugin/store/sqlite"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func openStore(t *testing.T, path string) store.Store {
+	t.Helper()
+	st, err := sqlite.Config{Path: path}.Open(t.Context(), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// plain "seals" with JSON only; the plugin encrypts, which is not the
+// worker's concern.
+func plain(m notify.Message) []byte {
+	b, _ := json.Marshal(m)
+	return b
+}
+
+func openPlain(b []byte) (notify.Message, error) {
+	var m notify.Message
+	err := json.Unmarshal(b, &m)
+	return m, err
+}
+
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func enqueue(t *testing.T, st store.Store, now time.Time, m notify.Message) int64 {
+	t.Helper()
+	id, err := st.Enqueue(t.Context(), store.Message{Channel: "email", Payload: plain(m), CreatedAt: now, NextAttemptAt: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func TestSMTPDeliveryOverRealServer(t *testing.T) {
+	srv := smtptest.NewServer(t)
+	sender, err := notify.NewSMTP(notify.SMTPConfig{URL: srv.URL(), From: "noreply@sspr.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := notify.Message{Channel: "email", To: "alice@example.com", Subject: "Reset your password",
+		Text: "Open https://id.example/recovery/link?token=abc=def and enter 12345678.", HTML: "<p>hi</p>"}
+	if err := sender.Send(t.Context(), msg); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	got := srv.To("alice@example.com")
+	if len(got) != 1 {
+		t.Fatalf("received %d messages", len(got))
+	}
+	if got[0].Subject != msg.Subject || !strings.Contains(got[0].Text, "token=abc=def") || !strings.Contains(got[0].HTML, "<p>hi</p>") {
+		t.Fatalf("received %+v", got[0])
+	}
+	if got[0].From != "noreply@sspr.test" {
+		t.Fatalf("from %q", got[0].From)
+	}
+}
+
+func TestSMTPConfig(t *testing.T) {
+	tests := []struct {
+		cfg  notify.SMTPConfig
+		want string
+	}{
+		{notify.SMTPConfig{}, "notify: config: field 'URL': is required\nnotify: config: field 'From': is required"},
+		{notify.SMTPConfig{URL: "http://x", From: "a@b"}, "notify: config: field 'URL': must look like smtp://host:port or smtps://host:port"},
+		{notify.SMTPConfig{URL: "smtp://x:99999", From: "a@b"}, "notify: config: field 'URL': bad port"},
+	}
+	for _, tt := range tests {
+		_, err := notify.NewSMTP(tt.cfg)
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("NewSMTP(%+v) = %v, want %q", tt.cfg, err, tt.want)
+		}
+	}
+}
+
+func TestWorkerRetriesWithBackoffThenDelivers(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "o.db"))
+	srv := smtptest.NewServer(t)
+	sender, err := notify.NewSMTP(notify.SMTPConfig{URL: srv.URL(), From: "noreply@sspr.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	w, err := notify.NewWorker(notify.WorkerConfig{Outbox: st, Sender: sender, Open: openPlain, Logger: quiet, Now: clk.Now,
+		Backoff: func(n int) time.Duration { return time.Duration(n) * time.Minute }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := enqueue(t, st, clk.Now(), notify.Message{Channel: "email", To: "bob@example.com", Subject: "s", Text: "t"})
+
+	srv.Reject(errors.New("mailbox busy"))
+	if n, err := w.Deliver(t.Context()); err != nil || n != 1 {
+		t.Fatalf("first attempt: %d %v", n, err)
+	}
+	m, err := st.OutboxMessage(t.Context(), id)
+	if err != nil || m.Attempts != 1 || !m.SentAt.IsZero() || m.LastError == "" || !m.NextAttemptAt.Equal(clk.Now().Add(time.Minute)) {
+		t.Fatalf("after failure: %+v %v", m, err)
+	}
+	// Not due yet: nothing is claimed.
+	srv.Reject(nil)
+	if n, _ := w.Deliver(t.Context()); n != 0 {
+		t.Fatalf("claimed %d before the backoff ended", n)
+	}
+	clk.Advance(time.Minute)
+	if n, err := w.Deliver(t.Context()); err != nil || n != 1 {
+		t.Fatalf("second attempt: %d %v", n, err)
+	}
+	if got := srv.To("bob@example.com"); len(got) != 1 {
+		t.Fatalf("delivered %d", len(got))
+	}
+	m, _ = st.OutboxMessage(t.Context(), id)
+	if m.SentAt.IsZero() || len(m.Payload) != 0 {
+		t.Fatalf("after delivery: sent %v payload %d bytes", m.SentAt, len(m.Payload))
+	}
+	// Sent messages are never sent again.
+	clk.Advance(time.Hour)
+	if n, _ := w.Deliver(t.Context()); n != 0 {
+		t.Fatal("sent message claimed again")
+	}
+}
+
+func TestWorkerGivesUpAfterMaxAttempts(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "o.db"))
+	clk := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	calls := 0
+	w, _ := notify.NewWorker(notify.WorkerConfig{Outbox: st, Open: openPlain, Logger: quiet, Now: clk.Now, MaxAttempts: 3,
+		Sender: notify.SenderFunc(func(context.Context, notify.Message) error { calls++; return errors.New("down") })})
+	id := enqueue(t, st, clk.Now(), notify.Message{To: "x@example.com"})
+	for range 5 {
+		_, _ = w.Deliver(t.Context())
+		clk.Advance(2 * time.Hour)
+	}
+	if calls != 3 {
+		t.Fatalf("attempts %d, want 3", calls)
+	}
+	m, _ := st.OutboxMessage(t.Context(), id)
+	if !m.Dead || len(m.Payload) != 0 {
+		t.Fatalf("message after giving up: dead=%v payload=%d", m.Dead, len(m.Payload))
+	}
+}
+
+func TestWorkerDropsDecoys(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "o.db"))
+	clk := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	w, _ := notify.NewWorker(notify.WorkerConfig{Outbox: st, Open: openPlain, Logger: quiet, Now: clk.Now,
+		Sender: notify.SenderFunc(func(context.Context, notify.Message) error { t.Error("decoy sent"); return nil })})
+	id := enqueue(t, st, clk.Now(), notify.Message{To: "", Text: "decoy"})
+	if n, err := w.Deliver(t.Context()); n != 1 || err != nil {
+		t.Fatalf("deliver: %d %v", n, err)
+	}
+	if m, _ := st.OutboxMessage(t.Context(), id); m.SentAt.IsZero() {
+		t.Fatal("decoy not marked done")
+	}
+}
+
+func TestUnsentMessagesSurviveRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "o.db")
+	clk := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	first := openStore(t, path)
+	enqueue(t, first, clk.Now(), notify.Message{To: "a@example.com", Text: "1"})
+	// A worker claims the message and dies before sending it.
+	if _, err := first.Claim(t.Context(), clk.Now(), time.Minute, 10); err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+
+	second := openStore(t, path)
+	var sent []notify.Message
+	w, _ := notify.NewWorker(notify.WorkerConfig{Outbox: second, Open: openPlain, Logger: quiet, Now: clk.Now,
+		Sender: notify.SenderFunc(func(_ context.Context, m notify.Message) error { sent = append(sent, m); return nil })})
+	if n, _ := w.Deliver(t.Context()); n != 0 {
+		t.Fatal("claimed while the dead worker's lease runs")
+	}
+	clk.Advance(time.Minute + time.Second)
+	if n, err := w.Deliver(t.Context()); n != 1 || err != nil || len(sent) != 1 || sent[0].Text != "1" {
+		t.Fatalf("after lease: n=%d err=%v sent=%v", n, err, sent)
+	}
+}
+
+func TestWorkerRunDeliversOnKick(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "o.db"))
+	got := make(chan notify.Message, 1)
+	w, _ := notify.NewWorker(notify.WorkerConfig{Outbox: st, Open: openPlain, Logger: quiet, PollInterval: time.Hour,
+		Sender: notify.SenderFunc(func(_ context.Context, m notify.Message) error { got <- m; return nil })})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	enqueue(t, st, time.Now(), notify.Message{To: "k@example.com", Text: "kick"})
+	w.Kick()
+	select {
+	case m := <-got:
+		if m.Text != "kick" {
+			t.Fatalf("got %+v", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("not delivered after Kick")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+func TestDefaultBackoff(t *testing.T) {
+	prev := time.Duration(0)
+	for n := 1; n <= 12; n++ {
+		d := notify.DefaultBackoff(n)
+		base := min(5*time.Second<<(n-1), time.Hour)
+		if d < base*8/10 || d > base*12/10 {
+			t.Fatalf("backoff(%d) = %v, want %v ±20%%", n, d, base)
+		}
+		if n > 1 && base > prev && d < prev*8/10 {
+			t.Fatalf("backoff shrank at %d", n)
+		}
+		prev = base
+	}
+}
+
+func TestMessageLogValueHidesBody(t *testing.T) {
+	var buf strings.Builder
+	l := slog.New(slog.NewTextHandler(&buf, nil))
+	l.Info("x", slog.Any("m", notify.Message{To: "a@b", Subject: "s", Text: "code 12345678"}))
+	if strings.Contains(buf.String(), "12345678") {
+		t.Fatalf("log holds the body: %s", buf.String())
+	}
+}
