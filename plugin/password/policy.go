@@ -1,0 +1,231 @@
+package password
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// Policy defaults and bounds.
+const (
+	// DefaultMinLength is the least length of a password for an account
+	// with a second factor, and the lowest MinLength accepted (NIST SP
+	// 800-63B: at least 8).
+	DefaultMinLength = 8
+	// DefaultMinLengthSingleFactor is the least length of a password for
+	// an account without a second factor (NIST SP 800-63B rev. 4: 15 when
+	// the password is the only factor).
+	DefaultMinLengthSingleFactor = 15
+	// DefaultMaxLength is the greatest length of a password.
+	DefaultMaxLength = 128
+	// MinMaxLength is the lowest MaxLength accepted (NIST SP 800-63B: allow
+	// at least 64).
+	MinMaxLength = 64
+	// DefaultHistorySize is how many previous passwords may not be reused.
+	DefaultHistorySize = 5
+	// MaxHistorySize is the greatest HistorySize accepted.
+	MaxHistorySize = 24
+)
+
+// Rules reported in [Problem.Rule].
+const (
+	RuleTooShort   = "too_short"
+	RuleTooLong    = "too_long"
+	RuleCommon     = "common"
+	RuleIdentifier = "identifier"
+)
+
+// PolicyConfig configures a [Policy]. The zero value takes every default.
+// There are no composition rules (no "one digit, one symbol"): NIST SP
+// 800-63B advises against them.
+type PolicyConfig struct {
+	// MinLength is the least number of characters (Unicode code points
+	// after NFC normalisation) of a password for an account with a second
+	// factor. Default: 8; must be at least 8 (NIST SP 800-63B).
+	MinLength int
+
+	// MinLengthSingleFactor is the least number of characters of a
+	// password for an account without a second factor. Default: 15, or
+	// MinLength when that is larger; must be at least MinLength.
+	MinLengthSingleFactor int
+
+	// MaxLength is the greatest number of characters of a password. A
+	// longer password is refused, never truncated. Default: 128; must be at
+	// least 64 and at least MinLengthSingleFactor.
+	MaxLength int
+
+	// HistorySize is how many of the user's previous passwords may not be
+	// reused. Default: 5 (also when 0); must be between 1 and 24.
+	HistorySize int
+
+	// Blocklist holds the banned common passwords. Default: the embedded
+	// list, [DefaultBlocklist]; a list given here must not be empty.
+	Blocklist *Blocklist
+}
+
+// Policy decides whether a new password is acceptable. Create it with
+// [NewPolicy]; it is immutable and safe for concurrent use.
+type Policy struct {
+	minLength             int
+	minLengthSingleFactor int
+	maxLength             int
+	historySize           int
+	blocklist             *Blocklist
+}
+
+// Input is a candidate password with what the policy needs to know about
+// its user.
+type Input struct {
+	// Password is the new password, exactly as typed.
+	Password string
+	// Identifiers are the user's username, email addresses and display
+	// name; the password may not contain any of them (nor the local part of
+	// an email address, nor a word of 4 or more characters of a name).
+	Identifiers []string
+	// HasMFA reports whether the account has a second factor enrolled;
+	// without one the longer MinLengthSingleFactor applies.
+	HasMFA bool
+}
+
+// Problem is one reason a password was refused.
+type Problem struct {
+	// Rule is a stable identifier: [RuleTooShort], [RuleTooLong],
+	// [RuleCommon] or [RuleIdentifier].
+	Rule string
+	// Message is a plain sentence to show the user, such as "Use at least
+	// 15 characters.". It never contains the password.
+	Message string
+}
+
+func configError(field, format string, args ...any) error {
+	return fmt.Errorf("password: config: field '%s': %s", field, fmt.Sprintf(format, args...))
+}
+
+// NewPolicy copies cfg, fills its defaults and validates every field. The
+// error names each bad field, for example
+// "password: config: field 'MaxLength': must be at least 64"; several are
+// joined with [errors.Join]. When cfg.Blocklist is nil it loads
+// [DefaultBlocklist].
+func NewPolicy(cfg PolicyConfig) (*Policy, error) {
+	var errs []error
+	p := &Policy{
+		minLength:             cfg.MinLength,
+		minLengthSingleFactor: cfg.MinLengthSingleFactor,
+		maxLength:             cfg.MaxLength,
+		historySize:           cfg.HistorySize,
+		blocklist:             cfg.Blocklist,
+	}
+
+	switch {
+	case p.minLength == 0:
+		p.minLength = DefaultMinLength
+	case p.minLength < DefaultMinLength:
+		errs = append(errs, configError("MinLength", "must be at least %d", DefaultMinLength))
+	}
+
+	switch {
+	case p.minLengthSingleFactor == 0:
+		p.minLengthSingleFactor = max(DefaultMinLengthSingleFactor, p.minLength)
+	case p.minLengthSingleFactor < p.minLength:
+		errs = append(errs, configError("MinLengthSingleFactor", "must be at least MinLength (%d)", p.minLength))
+	}
+
+	switch {
+	case p.maxLength == 0:
+		p.maxLength = DefaultMaxLength
+		if p.maxLength < p.minLengthSingleFactor {
+			errs = append(errs, configError("MaxLength", "must be at least MinLengthSingleFactor (%d)", p.minLengthSingleFactor))
+		}
+	case p.maxLength < MinMaxLength:
+		errs = append(errs, configError("MaxLength", "must be at least %d", MinMaxLength))
+	case p.maxLength < p.minLengthSingleFactor:
+		errs = append(errs, configError("MaxLength", "must be at least MinLengthSingleFactor (%d)", p.minLengthSingleFactor))
+	}
+
+	switch {
+	case p.historySize == 0:
+		p.historySize = DefaultHistorySize
+	case p.historySize < 1 || p.historySize > MaxHistorySize:
+		errs = append(errs, configError("HistorySize", "must be between 1 and %d", MaxHistorySize))
+	}
+
+	if p.blocklist == nil {
+		b, err := DefaultBlocklist()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("password: config: field 'Blocklist': %w", err))
+		}
+		p.blocklist = b
+	} else if p.blocklist.Len() == 0 {
+		errs = append(errs, configError("Blocklist", "must not be empty"))
+	}
+
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// MinLength returns the least number of characters of a password: the
+// MinLength setting when hasMFA, else MinLengthSingleFactor.
+func (p *Policy) MinLength(hasMFA bool) int {
+	if hasMFA {
+		return p.minLength
+	}
+	return p.minLengthSingleFactor
+}
+
+// MaxLength returns the greatest number of characters of a password.
+func (p *Policy) MaxLength() int { return p.maxLength }
+
+// HistorySize returns how many previous passwords may not be reused.
+func (p *Policy) HistorySize() int { return p.historySize }
+
+// Blocklist returns the list of banned common passwords.
+func (p *Policy) Blocklist() *Blocklist { return p.blocklist }
+
+// Check returns every problem with in.Password, in the order length,
+// common, identifier, or nil when the password is acceptable. It does no
+// hashing: password history and breach checks are separate steps. Length is
+// counted in Unicode code points after NFC normalisation, so "é" typed as
+// one or two code points counts once.
+func (p *Policy) Check(in Input) []Problem {
+	var problems []Problem
+
+	n := utf8.RuneCountInString(norm.NFC.String(in.Password))
+	if minLen := p.MinLength(in.HasMFA); n < minLen {
+		problems = append(problems, Problem{
+			Rule:    RuleTooShort,
+			Message: fmt.Sprintf("Use at least %d characters.", minLen),
+		})
+	} else if n > p.maxLength {
+		problems = append(problems, Problem{
+			Rule:    RuleTooLong,
+			Message: fmt.Sprintf("Use at most %d characters.", p.maxLength),
+		})
+	}
+
+	lower := lowerNFKC(in.Password)
+	if p.blocklist.containsLower(lower) {
+		problems = append(problems, Problem{
+			Rule:    RuleCommon,
+			Message: "This password is too common. Choose something less predictable.",
+		})
+	}
+
+	if len(in.Identifiers) > 0 {
+		folded := fold(lower)
+		for _, tok := range identifierTokens(in.Identifiers) {
+			if strings.Contains(folded, tok) {
+				problems = append(problems, Problem{
+					Rule:    RuleIdentifier,
+					Message: "Don't use your username or email address in your password.",
+				})
+				break
+			}
+		}
+	}
+	return problems
+}
