@@ -158,7 +158,7 @@ func (c *clock) Advance(d time.Duration) {
 
 // harness is one plugin on a real SQLite store behind a real HTTP server.
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	p     *plugin.Plugin
 	srv   *httptest.Server
 	base  string
@@ -178,7 +178,7 @@ func (h *harness) config() plugin.Config {
 	return c
 }
 
-func newHarness(t *testing.T, mutate ...func(*plugin.Config)) *harness {
+func newHarness(t testing.TB, mutate ...func(*plugin.Config)) *harness {
 	t.Helper()
 	dbPath := filepath.Join(t.TempDir(), "sspr.db")
 	st, err := sqlite.Config{Path: dbPath}.Open(t.Context(), slog.New(slog.NewTextHandler(io.Discard, nil)))

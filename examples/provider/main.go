@@ -1,0 +1,86 @@
+// Command provider runs the example OpenID provider with sspr mounted at
+// /recovery. See package server for what it serves.
+//
+// Settings come from the environment and can be overridden by flags:
+//
+//	SSPR_ADDR    -addr    listen address (default localhost:9998)
+//	SSPR_ISSUER  -issuer  external URL (default http://localhost:9998)
+//	SSPR_DATA    -data    folder for the SQLite files and keys (default ./data)
+//	SSPR_SMTP    -smtp    smtp://host:port; unset means the dev mailbox
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/sspr-go/sspr/examples/provider/server"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "provider:", err)
+		os.Exit(1)
+	}
+}
+
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("provider", flag.ContinueOnError)
+	addr := fs.String("addr", env("SSPR_ADDR", server.DefaultAddr), "listen address (env SSPR_ADDR)")
+	issuer := fs.String("issuer", env("SSPR_ISSUER", "http://localhost:9998"), "external URL of the provider (env SSPR_ISSUER)")
+	data := fs.String("data", env("SSPR_DATA", "./data"), "folder for the SQLite files and keys, created if missing (env SSPR_DATA)")
+	smtp := fs.String("smtp", env("SSPR_SMTP", ""), "mail server smtp://host:port; empty means the dev mailbox (env SSPR_SMTP)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	srv, err := server.New(ctx, server.Config{
+		Addr: *addr, Issuer: *issuer, DataDir: *data, SMTP: *smtp, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	workers := make(chan error, 1)
+	go func() { workers <- srv.Run(ctx) }()
+
+	iss := srv.Issuer()
+	fmt.Printf(`
+Demo Provider listening on %s (issuer %s)
+
+  Open http://localhost:9999 after starting the relying party
+  (go run ./examples/relyingparty), or %s/ for the provider's home page.
+  Sign in as %s (or %s) with the password %q,
+  or choose "Forgot password?" on the sign-in page.
+`, *addr, iss, iss, server.DemoEmail, server.DemoUsername, server.DemoPassword)
+	if srv.Mailbox() != nil {
+		fmt.Printf("  No SMTP server set: messages are logged and listed at %s/dev/mailbox\n", iss)
+	}
+	fmt.Println()
+
+	serveErr := srv.ListenAndServe(ctx)
+	stop() // stop the workers too when the listener failed
+	workErr := <-workers
+	logger.Info("provider stopped")
+	return errors.Join(serveErr, workErr)
+}

@@ -1,0 +1,414 @@
+package server
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	// The provider's user table lives in its own SQLite file.
+	_ "github.com/mattn/go-sqlite3"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+	"golang.org/x/text/language"
+
+	"github.com/sspr-go/sspr/flows"
+	"github.com/sspr-go/sspr/flows/email"
+	"github.com/sspr-go/sspr/plugin"
+	"github.com/sspr-go/sspr/plugin/notify"
+	"github.com/sspr-go/sspr/plugin/password"
+	"github.com/sspr-go/sspr/plugin/store"
+	"github.com/sspr-go/sspr/plugin/store/sqlite"
+)
+
+// The demo account, seeded on first start.
+const (
+	DemoUserID      = "alice"
+	DemoUsername    = "alice"
+	DemoEmail       = "alice@example.com"
+	DemoDisplayName = "Alice Liddell"
+	DemoPassword    = "wonderland-tea-party"
+)
+
+// The demo client, a confidential web application.
+const (
+	ClientID           = "demo-app"
+	ClientSecret       = "demo-secret"
+	DefaultRedirectURI = "http://localhost:9999/callback"
+)
+
+// DefaultAddr is the default listen address.
+const DefaultAddr = "localhost:9998"
+
+const (
+	sweepInterval   = time.Minute
+	shutdownTimeout = 10 * time.Second
+)
+
+// Config configures a [Server].
+type Config struct {
+	// Addr is the address [Server.ListenAndServe] listens on. Default:
+	// "localhost:9998".
+	Addr string
+
+	// Issuer is the provider's external URL without a path, for example
+	// "https://login.example.com": the "iss" of its tokens and the start of
+	// every link it builds (never the request's Host header). It must be
+	// https, or http on a loopback host (localhost, 127.0.0.1, ::1). A
+	// trailing slash is removed. Default: "http://" + Addr.
+	Issuer string
+
+	// DataDir is the folder of the SQLite databases (provider.db, sspr.db)
+	// and the keys (signing-key.pem, provider.key, sspr.key); it is created
+	// (mode 0700) when missing. Required.
+	DataDir string
+
+	// SMTP is the mail server for sspr's messages, "smtp://host:port"
+	// (STARTTLS, required unless the host is a loopback address) or
+	// "smtps://host:port" (implicit TLS), optionally with
+	// "user:password@" before the host. Default: "" (the dev [Mailbox]).
+	SMTP string
+
+	// RedirectURIs are the registered redirect URIs of the demo-app client.
+	// Default: ["http://localhost:9999/callback"].
+	RedirectURIs []string
+
+	// Logger receives the server's and sspr's logs. Default: slog.Default(),
+	// read once in New.
+	Logger *slog.Logger
+
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
+}
+
+// Server is the example provider: the OpenID provider, its sign-in page,
+// the user directory and sspr mounted at /recovery. Create it with [New].
+type Server struct {
+	cfg     Config
+	logger  *slog.Logger
+	now     func() time.Time
+	issuer  string // without trailing slash
+	origin  string // scheme://host[:port] of the issuer
+	secure  bool   // issuer is https: cookies get Secure
+	appURL  string // where the demo app lives, for the home page
+	csrfKey [32]byte
+
+	db       *sql.DB
+	dir      *Directory
+	oidc     *oidcStorage
+	provider *op.Provider
+	ssprDB   store.Store
+	plugin   *plugin.Plugin
+	mailbox  *Mailbox
+	pages    pages
+	handler  http.Handler
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+func fieldError(field, format string, args ...any) error {
+	return fmt.Errorf("server: config: field '%s': %s", field, fmt.Sprintf(format, args...))
+}
+
+// validate copies cfg, fills the defaults and reports every bad field.
+func validate(cfg Config) (Config, *url.URL, error) {
+	c := cfg
+	c.RedirectURIs = append([]string(nil), cfg.RedirectURIs...)
+	var errs []error
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.Issuer == "" {
+		c.Issuer = "http://" + c.Addr
+	}
+	c.Issuer = strings.TrimSuffix(c.Issuer, "/")
+	issuer, err := url.Parse(c.Issuer)
+	switch {
+	case err != nil || issuer.Host == "" || (issuer.Scheme != "http" && issuer.Scheme != "https"):
+		errs = append(errs, fieldError("Issuer", "must be an absolute http(s) URL"))
+	case issuer.Path != "" || issuer.RawQuery != "" || issuer.Fragment != "" || issuer.User != nil:
+		errs = append(errs, fieldError("Issuer", "must have no path, query, fragment or user info"))
+	case issuer.Scheme == "http" && !loopbackHost(issuer.Hostname()):
+		errs = append(errs, fieldError("Issuer", "must be https (plain http is allowed only for loopback hosts)"))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, fieldError("DataDir", "is required"))
+	}
+	if c.SMTP != "" {
+		if _, err := parseSMTPURL(c.SMTP); err != nil {
+			errs = append(errs, fieldError("SMTP", "%v", err))
+		}
+	}
+	if len(c.RedirectURIs) == 0 {
+		c.RedirectURIs = []string{DefaultRedirectURI}
+	}
+	for i, raw := range c.RedirectURIs {
+		if u, err := url.Parse(raw); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") || u.Fragment != "" {
+			errs = append(errs, fieldError("RedirectURIs", "entry %d must be an absolute http(s) URL without fragment", i))
+		}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, nil, err
+	}
+	return c, issuer, nil
+}
+
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// New opens (or creates) the data folder, seeds the demo user on first
+// start and wires the OpenID provider, the sign-in page and sspr. It reports
+// every bad field of cfg at once. Call [Server.Close] when done.
+func New(ctx context.Context, cfg Config) (_ *Server, err error) {
+	cfg, issuer, err := validate(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:    cfg,
+		logger: cfg.Logger,
+		now:    cfg.Now,
+		issuer: cfg.Issuer,
+		origin: issuer.Scheme + "://" + issuer.Host,
+		secure: issuer.Scheme == "https",
+	}
+	if ru, err := url.Parse(cfg.RedirectURIs[0]); err == nil {
+		s.appURL = ru.Scheme + "://" + ru.Host + "/"
+	}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("server: data folder: %w", err)
+	}
+	if s.pages, err = parsePages(); err != nil {
+		return nil, err
+	}
+	providerSecret, err := loadOrCreateSecret(filepath.Join(cfg.DataDir, "provider.key"))
+	if err != nil {
+		return nil, err
+	}
+	ssprKey, err := loadOrCreateSecret(filepath.Join(cfg.DataDir, "sspr.key"))
+	if err != nil {
+		return nil, err
+	}
+	signing, err := loadOrCreateSigningKey(filepath.Join(cfg.DataDir, "signing-key.pem"))
+	if err != nil {
+		return nil, err
+	}
+	s.csrfKey = deriveKey(providerSecret, "login-csrf")
+
+	// Users.
+	hasher, err := password.NewHasher(password.HasherConfig{})
+	if err != nil {
+		return nil, fmt.Errorf("server: password hasher: %w", err)
+	}
+	// SQLite creates its files with the process umask (often 0644) and gives
+	// the -wal and -shm files the mode of the database: create both
+	// databases 0600 first, since they hold password hashes and journeys.
+	for _, name := range []string{"provider.db", "sspr.db"} {
+		f, err := os.OpenFile(filepath.Join(cfg.DataDir, name), os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("server: create %s: %w", name, err)
+		}
+		f.Close()
+	}
+	dsn := "file:" + filepath.Join(cfg.DataDir, "provider.db") +
+		"?_journal_mode=WAL&_busy_timeout=5000&_txlock=immediate&_foreign_keys=on&_synchronous=NORMAL"
+	if s.db, err = sql.Open("sqlite3", dsn); err != nil {
+		return nil, fmt.Errorf("server: open provider.db: %w", err)
+	}
+	s.dir = &Directory{db: s.db, hasher: hasher, now: s.now, logger: s.logger}
+	if err := s.dir.migrate(ctx); err != nil {
+		return nil, err
+	}
+	dummy, err := randomToken(16)
+	if err != nil {
+		return nil, err
+	}
+	if s.dir.dummyHash, err = hasher.Hash(ctx, dummy); err != nil {
+		return nil, fmt.Errorf("server: dummy hash: %w", err)
+	}
+
+	// The OpenID provider.
+	c := &client{id: ClientID, secret: ClientSecret, redirectURIs: cfg.RedirectURIs, loginURL: s.issuer + "/login"}
+	s.oidc = newOIDCStorage(c, s.dir, signing, s.now, s.logger)
+	s.dir.revoke = s.oidc.revokeUser
+	opts := []op.Option{}
+	if issuer.Scheme == "http" { // validate allowed http only on loopback hosts
+		opts = append(opts, op.WithAllowInsecure())
+	}
+	s.provider, err = op.NewProvider(&op.Config{
+		CryptoKey:             deriveKey(providerSecret, "access-token-crypto"),
+		CryptoKeyId:           "k1",
+		CodeMethodS256:        true,
+		AuthMethodPost:        true,
+		GrantTypeRefreshToken: true,
+		SupportedUILocales:    []language.Tag{language.English},
+		SupportedScopes:       []string{oidc.ScopeOpenID, oidc.ScopeEmail, oidc.ScopeProfile, oidc.ScopeOfflineAccess},
+	}, s.oidc, op.StaticIssuer(s.issuer), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("server: openid provider: %w", err)
+	}
+
+	// sspr.
+	var sender notify.Sender
+	if cfg.SMTP == "" {
+		s.mailbox = NewMailbox(s.logger, s.now)
+		sender = s.mailbox
+	} else if sender, err = newSMTPSender(cfg.SMTP, issuer.Hostname()); err != nil {
+		return nil, err
+	}
+	st, err := sqlite.Config{Path: filepath.Join(cfg.DataDir, "sspr.db")}.Open(ctx, s.logger)
+	if err != nil {
+		return nil, fmt.Errorf("server: open sspr.db: %w", err)
+	}
+	s.ssprDB = st
+	emailFlow, err := email.New(email.Config{})
+	if err != nil {
+		return nil, fmt.Errorf("server: email flow: %w", err)
+	}
+	s.plugin, err = plugin.New(plugin.Config{
+		BaseURL:           s.issuer + "/recovery",
+		Directory:         s.dir,
+		Store:             st,
+		Flows:             []flows.Flow{emailFlow},
+		Sender:            sender,
+		Keys:              [][]byte{ssprKey},
+		SignInURL:         s.issuer + "/",
+		ReturnToAllowList: []string{s.issuer + "/login"},
+		ProductName:       "Demo Provider",
+		Hasher:            hasher,
+		Logger:            s.logger,
+		Now:               s.now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: sspr: %w", err)
+	}
+
+	// The demo user; sspr learns its password so a reset cannot reuse it.
+	seeded, err := s.dir.seed(ctx, plugin.User{
+		ID: DemoUserID, Username: DemoUsername, Email: DemoEmail, DisplayName: DemoDisplayName,
+	}, DemoPassword, func(ctx context.Context) error {
+		if err := s.plugin.RecordPassword(ctx, DemoUserID, DemoPassword); err != nil {
+			return fmt.Errorf("server: record seed password: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if seeded {
+		s.logger.InfoContext(ctx, "seeded the demo user", slog.String("user", DemoUserID))
+	}
+
+	s.handler = s.routes()
+	return s, nil
+}
+
+// Handler returns the handler that serves everything: the OpenID provider,
+// the sign-in page, sspr under /recovery/ and the dev mailbox.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Issuer returns the provider's issuer URL, without trailing slash.
+func (s *Server) Issuer() string { return s.issuer }
+
+// Directory returns the user directory the sign-in page and sspr share.
+func (s *Server) Directory() *Directory { return s.dir }
+
+// Mailbox returns the dev mailbox, or nil when [Config.SMTP] is set.
+func (s *Server) Mailbox() *Mailbox { return s.mailbox }
+
+// Run runs the background work until ctx ends: sspr's outbox worker and
+// sweeper, and the sweeper of expired authorization requests and tokens. It
+// returns nil when ctx ends, or the error that stopped sspr's worker.
+func (s *Server) Run(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- s.plugin.Run(ctx) }()
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case err := <-done:
+			if err != nil && ctx.Err() == nil {
+				return fmt.Errorf("server: sspr worker: %w", err)
+			}
+			done = nil // sspr stopped cleanly; keep sweeping until ctx ends
+		case <-t.C:
+			s.oidc.sweep()
+		case <-ctx.Done():
+			if done != nil {
+				<-done
+			}
+			return nil
+		}
+	}
+}
+
+// ListenAndServe serves [Server.Handler] on [Config.Addr] until ctx ends,
+// then shuts down gracefully (waiting up to 10 seconds for open requests).
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	hs := &http.Server{
+		Addr:              s.cfg.Addr,
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
+	shutdown := make(chan error, 1)
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+		defer cancel()
+		shutdown <- hs.Shutdown(sctx)
+	}()
+	if err := hs.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("server: listen: %w", err)
+	}
+	if err := <-shutdown; err != nil {
+		return fmt.Errorf("server: shutdown: %w", err)
+	}
+	return nil
+}
+
+// Close releases the databases. It is safe to call more than once; call it
+// after [Server.Run] and [Server.ListenAndServe] have returned.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		var errs []error
+		if s.ssprDB != nil {
+			errs = append(errs, s.ssprDB.Close())
+		}
+		if s.db != nil {
+			errs = append(errs, s.db.Close())
+		}
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}

@@ -1,0 +1,371 @@
+package server
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"embed"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/op"
+)
+
+//go:embed templates/*.html static/*.css
+var webFiles embed.FS
+
+const (
+	csrfCookie    = "provider_csrf"
+	csrfFormField = "csrf"
+	// maxFormBytes bounds what a sign-in POST may send.
+	maxFormBytes = 16 << 10
+	// wrongCredentials is shown for unknown users and wrong passwords alike.
+	wrongCredentials = "Wrong email/username or password."
+)
+
+// pages holds one parsed template set per page, each with the layout.
+type pages map[string]*template.Template
+
+func parsePages() (pages, error) {
+	funcs := template.FuncMap{"linkify": linkify}
+	p := pages{}
+	for _, name := range []string{"home", "login", "error", "mailbox"} {
+		t, err := template.New(name).Funcs(funcs).ParseFS(webFiles, "templates/layout.html", "templates/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("server: parse page %s: %w", name, err)
+		}
+		p[name] = t
+	}
+	return p, nil
+}
+
+// setPageHeaders sets the security headers of every page this server
+// renders itself (sspr sets its own).
+func setPageHeaders(h http.Header) {
+	h.Set("Cache-Control", "no-store")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+}
+
+// render executes a page into a buffer first, so a template error never
+// leaves half a page behind.
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
+	var buf bytes.Buffer
+	if err := s.pages[name].ExecuteTemplate(&buf, "layout", data); err != nil {
+		s.logger.ErrorContext(r.Context(), "render page", slog.String("page", name), slog.Any("err", err))
+		setPageHeaders(w.Header())
+		http.Error(w, "Something went wrong on our side. Please try again.", http.StatusInternalServerError)
+		return
+	}
+	setPageHeaders(w.Header())
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+type link struct{ URL, Label string }
+
+type errorPage struct {
+	Title, Message string
+	Next           *link
+}
+
+func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int, p errorPage) {
+	s.render(w, r, status, "error", p)
+}
+
+// routes builds the server's handler.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", s.home)
+	mux.HandleFunc("GET /login", s.loginForm)
+	mux.HandleFunc("POST /login", s.login)
+	mux.Handle("GET /static/", s.static())
+	mux.Handle("/recovery/", s.plugin)
+	if s.mailbox != nil {
+		mux.HandleFunc("GET /dev/mailbox", s.mailboxPage)
+		mux.HandleFunc("GET /dev/mailbox.json", s.mailboxJSON)
+	}
+	// Everything else is the OpenID provider: discovery, /authorize,
+	// /oauth/token, /keys, /userinfo, …
+	mux.Handle("/", s.provider)
+	return mux
+}
+
+func (s *Server) static() http.Handler {
+	sub, err := fs.Sub(webFiles, "static")
+	if err != nil { // cannot happen: the directory is embedded
+		return http.NotFoundHandler()
+	}
+	files := http.StripPrefix("/static/", http.FileServerFS(sub))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		files.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) home(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, http.StatusOK, "home", struct {
+		AppURL, Issuer, ClientID, Email, Password string
+		RedirectURIs                              []string
+		Mailbox                                   bool
+	}{
+		AppURL:       s.appURL,
+		Issuer:       s.issuer,
+		ClientID:     ClientID,
+		Email:        DemoEmail,
+		Password:     DemoPassword,
+		RedirectURIs: s.cfg.RedirectURIs,
+		Mailbox:      s.mailbox != nil,
+	})
+}
+
+type loginPage struct {
+	AuthRequestID string
+	CSRF          string
+	Identifier    string
+	Error         string
+	ForgotURL     string
+}
+
+// loginURL is the absolute URL of the sign-in page of one request.
+func (s *Server) loginURL(authRequestID string) string {
+	return s.issuer + "/login?" + url.Values{"authRequestID": {authRequestID}}.Encode()
+}
+
+func (s *Server) expiredRequest(w http.ResponseWriter, r *http.Request) {
+	s.renderError(w, r, http.StatusBadRequest, errorPage{
+		Title:   "This sign-in has expired",
+		Message: "The sign-in request is no longer valid. Go back to the app you came from and sign in again.",
+		Next:    &link{URL: "/", Label: "Go to the home page"},
+	})
+}
+
+// loginForm shows the sign-in page of a pending authorization request.
+func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("authRequestID")
+	req, err := s.oidc.pendingRequest(id)
+	if err != nil || req.done {
+		s.expiredRequest(w, r)
+		return
+	}
+	s.renderLogin(w, r, http.StatusOK, id, req.loginHint, "")
+}
+
+func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, id, identifier, errMsg string) {
+	cookie, err := s.csrfCookieValue(w, r)
+	if err != nil {
+		s.logger.ErrorContext(r.Context(), "csrf cookie", slog.Any("err", err))
+		s.renderError(w, r, http.StatusInternalServerError, errorPage{Title: "Something went wrong", Message: "Please try again in a moment."})
+		return
+	}
+	s.render(w, r, status, "login", loginPage{
+		AuthRequestID: id,
+		CSRF:          s.csrfToken(cookie, id),
+		Identifier:    identifier,
+		Error:         errMsg,
+		ForgotURL:     "/recovery/?" + url.Values{"return_to": {s.loginURL(id)}}.Encode(),
+	})
+}
+
+// login checks the submitted password and, on success, completes the
+// authorization request and sends the browser back to the OpenID provider,
+// which redirects it to the client with a code.
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		s.renderError(w, r, http.StatusBadRequest, errorPage{Title: "Something is wrong with the form", Message: "Go back, reload the sign-in page and try again."})
+		return
+	}
+	id := r.PostForm.Get("authRequestID")
+	if !s.sameOrigin(r) || !s.validCSRF(r, id) {
+		s.logger.WarnContext(r.Context(), "sign-in refused: bad csrf token or origin", slog.String("remote", r.RemoteAddr))
+		next := &link{URL: "/", Label: "Go to the home page"}
+		if id != "" {
+			next = &link{URL: s.loginURL(id), Label: "Reload the sign-in page"}
+		}
+		s.renderError(w, r, http.StatusForbidden, errorPage{
+			Title:   "Please try again",
+			Message: "The sign-in form expired or did not come from this site. Reload the sign-in page and try again.",
+			Next:    next,
+		})
+		return
+	}
+	req, err := s.oidc.pendingRequest(id)
+	if err != nil || req.done {
+		s.expiredRequest(w, r)
+		return
+	}
+
+	identifier := r.PostForm.Get("identifier")
+	user, err := s.dir.authenticate(r.Context(), identifier, r.PostForm.Get("password"))
+	if errors.Is(err, errWrongCredentials) {
+		s.logger.WarnContext(r.Context(), "sign-in failed", slog.String("remote", r.RemoteAddr))
+		s.renderLogin(w, r, http.StatusOK, id, identifier, wrongCredentials)
+		return
+	}
+	if err != nil {
+		s.logger.ErrorContext(r.Context(), "sign-in", slog.Any("err", err))
+		s.renderError(w, r, http.StatusInternalServerError, errorPage{
+			Title: "Something went wrong", Message: "We could not check your password. Please try again in a moment.",
+			Next: &link{URL: s.loginURL(id), Label: "Back to sign in"},
+		})
+		return
+	}
+	if err := s.oidc.completeRequest(id, user.ID, s.now().UTC().Truncate(time.Second), []string{"pwd"}); err != nil {
+		s.expiredRequest(w, r)
+		return
+	}
+	s.logger.InfoContext(r.Context(), "signed in", slog.String("user", user.ID))
+	setPageHeaders(w.Header())
+	callback := op.AuthCallbackURL(s.provider)(op.ContextWithIssuer(r.Context(), s.issuer), id)
+	http.Redirect(w, r, callback, http.StatusSeeOther)
+}
+
+// csrfCookieValue returns the browser's CSRF secret, setting a new one when
+// the request carries none.
+func (s *Server) csrfCookieValue(w http.ResponseWriter, r *http.Request) (string, error) {
+	if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) == 43 {
+		return c.Value, nil
+	}
+	v, err := randomToken(32)
+	if err != nil {
+		return "", err
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name:     csrfCookie,
+		Value:    v,
+		Path:     "/login",
+		HttpOnly: true,
+		Secure:   s.secure,
+		SameSite: http.SameSiteLaxMode,
+	})
+	return v, nil
+}
+
+// csrfToken binds the form to the browser's cookie and to the request.
+func (s *Server) csrfToken(cookie, authRequestID string) string {
+	m := hmac.New(sha256.New, s.csrfKey[:])
+	m.Write([]byte(cookie))
+	m.Write([]byte{0})
+	m.Write([]byte(authRequestID))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func (s *Server) validCSRF(r *http.Request, authRequestID string) bool {
+	c, err := r.Cookie(csrfCookie)
+	if err != nil || c.Value == "" {
+		return false
+	}
+	want := s.csrfToken(c.Value, authRequestID)
+	return hmac.Equal([]byte(want), []byte(r.PostForm.Get(csrfFormField)))
+}
+
+// sameOrigin refuses a POST whose Origin header names another origin.
+// Browsers send Origin on every form POST; a missing header (curl, old
+// browsers) is left to the CSRF token.
+func (s *Server) sameOrigin(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	return o == "" || o == s.origin
+}
+
+// isLoopback reports whether the request comes from this machine.
+func isLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// devOnly answers 403 unless the request comes from a loopback address.
+// Behind a reverse proxy on the same machine every request looks local:
+// never expose the dev mailbox that way.
+func (s *Server) devOnly(w http.ResponseWriter, r *http.Request) bool {
+	if isLoopback(r) {
+		return true
+	}
+	s.logger.WarnContext(r.Context(), "dev mailbox refused to a remote client", slog.String("remote", r.RemoteAddr))
+	s.renderError(w, r, http.StatusForbidden, errorPage{
+		Title:   "Not available",
+		Message: "The dev mailbox is only shown to visitors on this machine.",
+	})
+	return false
+}
+
+func (s *Server) mailboxPage(w http.ResponseWriter, r *http.Request) {
+	if !s.devOnly(w, r) {
+		return
+	}
+	s.render(w, r, http.StatusOK, "mailbox", struct {
+		Max      int
+		Messages []MailboxMessage
+	}{mailboxSize, s.mailbox.Messages()})
+}
+
+func (s *Server) mailboxJSON(w http.ResponseWriter, r *http.Request) {
+	if !s.devOnly(w, r) {
+		return
+	}
+	body, err := json.Marshal(struct {
+		Messages []MailboxMessage `json:"messages"`
+	}{s.mailbox.Messages()})
+	if err != nil {
+		http.Error(w, "cannot encode messages", http.StatusInternalServerError)
+		return
+	}
+	setPageHeaders(w.Header())
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(body)
+}
+
+// linkify escapes text and turns the http(s) URLs in it into links.
+func linkify(text string) template.HTML {
+	var b strings.Builder
+	for text != "" {
+		i := indexURL(text)
+		if i < 0 {
+			b.WriteString(html.EscapeString(text))
+			break
+		}
+		b.WriteString(html.EscapeString(text[:i]))
+		text = text[i:]
+		end := strings.IndexFunc(text, func(r rune) bool {
+			return r <= ' ' || strings.ContainsRune(`<>"'()`, r)
+		})
+		if end < 0 {
+			end = len(text)
+		}
+		u := strings.TrimRight(text[:end], ".,;:!?")
+		esc := html.EscapeString(u)
+		fmt.Fprintf(&b, `<a href="%s" rel="noreferrer">%s</a>`, esc, esc)
+		text = text[len(u):]
+	}
+	return template.HTML(b.String())
+}
+
+// indexURL returns the index of the first "http://" or "https://" in s, or -1.
+func indexURL(s string) int {
+	i, j := strings.Index(s, "http://"), strings.Index(s, "https://")
+	switch {
+	case i < 0:
+		return j
+	case j < 0:
+		return i
+	}
+	return min(i, j)
+}
