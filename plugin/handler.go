@@ -297,13 +297,9 @@ func (p *Plugin) satisfied(ctx context.Context, j store.Journey) (bool, error) {
 	if kinds[flows.KindBound] > 0 || len(p.bound) == 0 {
 		return true, nil
 	}
-	u, err := p.s.Directory.User(ctx, j.UserID)
+	_, s, err := p.userSubject(ctx, j.UserID)
 	if err != nil {
-		return false, internalError(fmt.Errorf("sspr: directory: %w", err))
-	}
-	s, err := p.subject(ctx, u)
-	if err != nil {
-		return false, internalError(err)
+		return false, err
 	}
 	for _, f := range p.bound {
 		opts, err := f.Options(ctx, s)
@@ -315,6 +311,20 @@ func (p *Plugin) satisfied(ctx context.Context, j store.Journey) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// userSubject reads a user from the directory and describes them to the
+// flows.
+func (p *Plugin) userSubject(ctx context.Context, userID string) (User, flows.Subject, error) {
+	u, err := p.s.Directory.User(ctx, userID)
+	if err != nil {
+		return u, flows.Subject{}, internalError(fmt.Errorf("sspr: directory: %w", err))
+	}
+	s, err := p.subject(ctx, u)
+	if err != nil {
+		return u, s, internalError(err)
+	}
+	return u, s, nil
 }
 
 // pending returns the flow the journey is currently verifying: the first
@@ -542,6 +552,20 @@ func (p *Plugin) verifyPage(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// pendingPost checks a POST to the verification step and returns its
+// journey and the flow being verified.
+func (p *Plugin) pendingPost(r *http.Request) (store.Journey, flows.Flow, error) {
+	j, err := p.activeJourney(r.Context(), r)
+	if err != nil {
+		return j, nil, err
+	}
+	if err := p.checkPost(r, j.ID); err != nil {
+		return j, nil, err
+	}
+	f, err := p.pending(r.Context(), j)
+	return j, f, err
+}
+
 // failureKey is the per-account key of wrong-code counting.
 func failureKey(j store.Journey) string {
 	if j.UserID == "" {
@@ -552,14 +576,7 @@ func failureKey(j store.Journey) string {
 
 func (p *Plugin) verify(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	j, err := p.activeJourney(ctx, r)
-	if err != nil {
-		return err
-	}
-	if err := p.checkPost(r, j.ID); err != nil {
-		return err
-	}
-	f, err := p.pending(ctx, j)
+	j, f, err := p.pendingPost(r)
 	if err != nil {
 		return err
 	}
@@ -650,25 +667,14 @@ func (p *Plugin) verify(w http.ResponseWriter, r *http.Request) error {
 
 func (p *Plugin) resend(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	j, err := p.activeJourney(ctx, r)
-	if err != nil {
-		return err
-	}
-	if err := p.checkPost(r, j.ID); err != nil {
-		return err
-	}
-	f, err := p.pending(ctx, j)
+	j, f, err := p.pendingPost(r)
 	if err != nil {
 		return err
 	}
 	var subject flows.Subject
 	if j.UserID != "" {
-		u, err := p.s.Directory.User(ctx, j.UserID)
-		if err != nil {
-			return internalError(fmt.Errorf("sspr: directory: %w", err))
-		}
-		if subject, err = p.subject(ctx, u); err != nil {
-			return internalError(err)
+		if _, subject, err = p.userSubject(ctx, j.UserID); err != nil {
+			return err
 		}
 	}
 	var berr error
