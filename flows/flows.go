@@ -202,3 +202,31 @@ type LinkRedeemer interface {
 	// succeeds) and returns its journey.
 	RedeemLink(ctx context.Context, st store.Tx, env Env, token string) (journeyID string, err error)
 }
+
+// Prompt tells the engine how to ask for a flow's response.
+type Prompt struct {
+	// Page is the page template to render: "code" (a single code field,
+	// the default) or a flow-specific page such as "webauthn".
+	Page string
+	// Heading and Intro are the page's heading and first paragraph.
+	Heading, Intro string
+	// Label is the label of the code field.
+	Label string
+	// InputMode is the field's inputmode ("numeric" or "text").
+	InputMode string
+	// Autocomplete is the field's autocomplete token ("one-time-code" or
+	// "off").
+	Autocomplete string
+	// MaxLength bounds the field's length.
+	MaxLength int
+	// Choice is the short name shown when the user picks among methods
+	// ("Authenticator app", "Recovery code").
+	Choice string
+}
+
+// Prompter is implemented by flows that tell the engine how to ask for
+// their response. Flows without it get a generic code page.
+type Prompter interface {
+	// Prompt describes the verification page.
+	Prompt() Prompt
+}

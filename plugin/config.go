@@ -49,6 +49,22 @@ type Config struct {
 	// when reading, so keys can rotate. Required.
 	Keys [][]byte
 
+	// MethodsRequired is the number of verification methods a journey
+	// needs, 1 or 2. Whatever it says, a journey needs one contact channel
+	// and, when the user has a bound authenticator (TOTP, passkey, recovery
+	// codes), one of those; administrators always need 2. Default: 1.
+	MethodsRequired int
+
+	// RequireDifferentKinds makes the methods beyond the first count only
+	// when they are of another kind (channel, bound, knowledge) than those
+	// already verified. Always on for administrators. Default: false.
+	RequireDifferentKinds bool
+
+	// HelpURL is where users who cannot meet the policy (for example an
+	// administrator without a second factor) are sent for help. Default:
+	// none (the page only tells them to contact their helpdesk).
+	HelpURL string
+
 	// SignInURL is where the done page sends the user to sign in with the
 	// new password. Default: the origin of BaseURL followed by "/".
 	SignInURL string
@@ -245,6 +261,19 @@ func validate(cfg Config) (*settings, error) {
 			continue
 		}
 		s.allowList = append(s.allowList, u)
+	}
+
+	switch cfg.MethodsRequired {
+	case 0:
+		s.MethodsRequired = 1
+	case 1, 2:
+	default:
+		errs = append(errs, fieldError("MethodsRequired", "must be 1 or 2"))
+	}
+	if cfg.HelpURL != "" {
+		if _, err := parseAbsURL(cfg.HelpURL); err != nil {
+			errs = append(errs, fieldError("HelpURL", "%v", err))
+		}
 	}
 
 	if s.ProductName == "" {

@@ -1,13 +1,18 @@
 package plugin
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"html/template"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -60,6 +65,16 @@ func (p *Plugin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("Cache-Control", "public, max-age=3600")
 		_, _ = w.Write(p.pages.css)
 		return
+	case strings.HasPrefix(path, "/static/") && strings.HasSuffix(path, ".js") && get:
+		script, ok := p.scripts[strings.TrimSuffix(strings.TrimPrefix(path, "/static/"), ".js")]
+		if !ok {
+			err = errNotFound
+			break
+		}
+		h.Set("Content-Type", "text/javascript; charset=utf-8")
+		h.Set("Cache-Control", "public, max-age=3600")
+		_, _ = w.Write(script)
+		return
 	case (path == "" || path == "/") && get:
 		err = p.startPage(w, r)
 	case (path == "" || path == "/") && post:
@@ -70,6 +85,8 @@ func (p *Plugin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = p.verify(w, r)
 	case path == "/verify/resend" && post:
 		err = p.resend(w, r)
+	case path == "/verify/method" && post:
+		err = p.chooseMethod(w, r)
 	case path == "/link" && get:
 		err = p.linkPage(w, r)
 	case path == "/link" && post:
@@ -80,7 +97,7 @@ func (p *Plugin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = p.setPassword(w, r)
 	case path == "/done" && get:
 		err = p.donePage(w, r)
-	case path == "" || path == "/" || path == "/verify" || path == "/verify/resend" ||
+	case path == "" || path == "/" || path == "/verify" || path == "/verify/resend" || path == "/verify/method" ||
 		path == "/link" || path == "/password" || path == "/done" || path == "/static/style.css":
 		err = errMethod
 	default:
@@ -147,13 +164,6 @@ type startPage struct {
 	Notice     string
 	ReturnTo   string
 	SignInURL  string
-}
-
-type checkPage struct {
-	Error      string
-	Notice     string
-	CodeLength int
-	Minutes    int
 }
 
 type confirmPage struct{ Token string }
@@ -278,41 +288,6 @@ func (p *Plugin) activeJourney(ctx context.Context, r *http.Request) (store.Jour
 	return j, nil
 }
 
-// satisfied reports whether the journey has proved enough to set a
-// password: one contact channel and, when the user has any bound
-// authenticator, one of those.
-func (p *Plugin) satisfied(ctx context.Context, j store.Journey) (bool, error) {
-	if j.UserID == "" {
-		return false, nil
-	}
-	kinds := map[flows.Kind]int{}
-	for _, id := range j.Verified {
-		if f, ok := p.byID[id]; ok {
-			kinds[f.Kind()]++
-		}
-	}
-	if kinds[flows.KindChannel] == 0 {
-		return false, nil
-	}
-	if kinds[flows.KindBound] > 0 || len(p.bound) == 0 {
-		return true, nil
-	}
-	_, s, err := p.userSubject(ctx, j.UserID)
-	if err != nil {
-		return false, err
-	}
-	for _, f := range p.bound {
-		opts, err := f.Options(ctx, s)
-		if err != nil {
-			return false, internalError(err)
-		}
-		if len(opts) > 0 {
-			return false, nil
-		}
-	}
-	return true, nil
-}
-
 // userSubject reads a user from the directory and describes them to the
 // flows.
 func (p *Plugin) userSubject(ctx context.Context, userID string) (User, flows.Subject, error) {
@@ -327,23 +302,28 @@ func (p *Plugin) userSubject(ctx context.Context, userID string) (User, flows.Su
 	return u, s, nil
 }
 
-// pending returns the flow the journey is currently verifying: the first
-// configured flow it has not proved yet that issued it a challenge.
+// pending returns the flow the journey is currently verifying: among the
+// flows it has not proved yet, the one that issued the newest challenge.
+// It returns nil when there is none.
 func (p *Plugin) pending(ctx context.Context, j store.Journey) (flows.Flow, error) {
+	var best flows.Flow
+	var newest store.Challenge
 	for _, f := range p.s.Flows {
-		if containsFold(j.Verified, f.ID()) {
+		if slices.Contains(j.Verified, f.ID()) {
 			continue
 		}
-		_, err := p.s.Store.LatestChallenge(ctx, j.ID, f.ID())
+		c, err := p.s.Store.LatestChallenge(ctx, j.ID, f.ID())
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}
 		if err != nil {
 			return nil, internalError(err)
 		}
-		return f, nil
+		if best == nil || c.CreatedAt.After(newest.CreatedAt) {
+			best, newest = f, c
+		}
 	}
-	return nil, errJourneyMissing
+	return best, nil
 }
 
 func (p *Plugin) audit(ctx context.Context, tx store.Tx, r *http.Request, event, journeyID, userID, outcome, detail string) error {
@@ -520,12 +500,102 @@ type codeInfo interface {
 	CodeTTL() time.Duration
 }
 
-func (p *Plugin) checkPageData(f flows.Flow) checkPage {
-	c := checkPage{CodeLength: 8, Minutes: 10}
-	if ci, ok := f.(codeInfo); ok {
-		c.CodeLength, c.Minutes = ci.CodeLength(), int(ci.CodeTTL()/time.Minute)
+// assertionOptioner is implemented by flows whose page needs options from
+// their challenge (WebAuthn).
+type assertionOptioner interface {
+	AssertionOptions(ctx context.Context, st store.Tx, journeyID string) (json.RawMessage, error)
+}
+
+// choice is another method the user may switch to.
+type choice struct {
+	Flow, Label string
+}
+
+// stepPage is the data of a verification page ("check", "code" or a
+// flow's own page such as "webauthn").
+type stepPage struct {
+	// Flow is the ID of the flow being verified.
+	Flow string
+	// Error and Notice are messages for the user.
+	Error, Notice string
+	// CodeLength and Minutes describe an emailed code.
+	CodeLength, Minutes int
+	// Prompt describes a bound flow's page.
+	Prompt flows.Prompt
+	// Options is the flow's JSON for its script (WebAuthn).
+	Options template.JS
+	// Script is the URL of the flow's script, if any.
+	Script string
+	// Others are the methods the user may use instead.
+	Others []choice
+}
+
+// current returns the flow a verification request is about: the one the
+// request names (form or query field "flow") if it has a challenge in this
+// journey and is not proved yet, else the pending one.
+func (p *Plugin) current(ctx context.Context, j store.Journey, requested string) (flows.Flow, error) {
+	if f, ok := p.byID[requested]; ok && !slices.Contains(j.Verified, requested) {
+		_, err := p.s.Store.LatestChallenge(ctx, j.ID, requested)
+		if err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return nil, internalError(err)
+		}
 	}
-	return c
+	return p.pending(ctx, j)
+}
+
+// renderStep renders the page of flow f for journey j.
+func (p *Plugin) renderStep(w http.ResponseWriter, r *http.Request, status int, j store.Journey, f flows.Flow, pr progress, page stepPage) error {
+	page.Flow = f.ID()
+	name := "check"
+	if ci, ok := f.(codeInfo); ok {
+		page.CodeLength, page.Minutes = ci.CodeLength(), int(ci.CodeTTL()/time.Minute)
+	}
+	if pp, ok := f.(flows.Prompter); ok {
+		page.Prompt = pp.Prompt()
+		name = cmp.Or(page.Prompt.Page, "code")
+	} else if f.Kind() != flows.KindChannel {
+		name = "code"
+		page.Prompt = flows.Prompt{Heading: "Enter your code", Label: "Code", InputMode: "text", Autocomplete: "off", MaxLength: 64, Choice: f.ID()}
+	}
+	if ao, ok := f.(assertionOptioner); ok {
+		raw, err := ao.AssertionOptions(r.Context(), p.s.Store, j.ID)
+		if err != nil {
+			return internalError(err)
+		}
+		page.Options = template.JS(safeJSON(raw))
+	}
+	if _, ok := p.scripts[f.ID()]; ok {
+		page.Script = p.basePath + "/static/" + f.ID() + ".js"
+	}
+	for _, c := range pr.next {
+		if c.flow.ID() == f.ID() || c.flow.Kind() != f.Kind() {
+			continue
+		}
+		label := c.option.Hint
+		if pp, ok := c.flow.(flows.Prompter); ok {
+			label = cmp.Or(pp.Prompt().Choice, label)
+		}
+		page.Others = append(page.Others, choice{Flow: c.flow.ID(), Label: label})
+	}
+	p.render(w, r, status, name, j.ID, page)
+	return nil
+}
+
+// safeJSON makes JSON safe inside a <script type="application/json">
+// element.
+func safeJSON(raw []byte) string {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return "null"
+	}
+	out := buf.String()
+	for _, r := range []struct{ from, to string }{{"<", `\u003c`}, {">", `\u003e`}, {"&", `\u0026`}} {
+		out = strings.ReplaceAll(out, r.from, r.to)
+	}
+	return out
 }
 
 func (p *Plugin) verifyPage(w http.ResponseWriter, r *http.Request) error {
@@ -534,36 +604,96 @@ func (p *Plugin) verifyPage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if ok, err := p.satisfied(ctx, j); err != nil {
+	pr, err := p.progress(ctx, j)
+	if err != nil {
 		return err
-	} else if ok {
+	}
+	if pr.done {
 		p.redirect(w, "/password", nil)
 		return nil
 	}
-	f, err := p.pending(ctx, j)
+	f, err := p.current(ctx, j, r.URL.Query().Get("flow"))
 	if err != nil {
 		return err
 	}
-	page := p.checkPageData(f)
+	if f == nil {
+		return p.chooseOrHelp(w, r, j, pr)
+	}
+	var page stepPage
 	if r.URL.Query().Get("sent") == "1" {
 		page.Notice = "We sent a new email. Only the newest code and link work."
 	}
-	p.render(w, r, http.StatusOK, "check", j.ID, page)
+	return p.renderStep(w, r, http.StatusOK, j, f, pr, page)
+}
+
+// choosePage lists the methods the user may verify next.
+type choosePage struct {
+	Choices []choice
+	HelpURL string
+}
+
+// chooseOrHelp shows the methods the user can use next or, when there are
+// none, tells them to contact their helpdesk.
+func (p *Plugin) chooseOrHelp(w http.ResponseWriter, r *http.Request, j store.Journey, pr progress) error {
+	var page choosePage
+	for _, c := range pr.next {
+		label := c.option.Hint
+		if pp, ok := c.flow.(flows.Prompter); ok {
+			label = cmp.Or(pp.Prompt().Choice, label)
+		}
+		page.Choices = append(page.Choices, choice{Flow: c.flow.ID(), Label: label})
+	}
+	if len(page.Choices) == 0 {
+		page.HelpURL = p.s.HelpURL
+	}
+	p.render(w, r, http.StatusOK, "choose", j.ID, page)
 	return nil
 }
 
-// pendingPost checks a POST to the verification step and returns its
-// journey and the flow being verified.
-func (p *Plugin) pendingPost(r *http.Request) (store.Journey, flows.Flow, error) {
-	j, err := p.activeJourney(r.Context(), r)
+// chooseMethod begins the flow the user picked (once per journey: a flow
+// that already has a challenge is shown, not begun again, so switching
+// methods never grants fresh attempts).
+func (p *Plugin) chooseMethod(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	j, err := p.activeJourney(ctx, r)
 	if err != nil {
-		return j, nil, err
+		return err
 	}
 	if err := p.checkPost(r, j.ID); err != nil {
-		return j, nil, err
+		return err
 	}
-	f, err := p.pending(r.Context(), j)
-	return j, f, err
+	pr, err := p.progress(ctx, j)
+	if err != nil {
+		return err
+	}
+	c, ok := pr.find(r.PostForm.Get("flow"))
+	if !ok {
+		p.redirect(w, "/verify", nil)
+		return nil
+	}
+	_, err = p.s.Store.LatestChallenge(ctx, j.ID, c.flow.ID())
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		err = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+			return p.begin(ctx, tx, r, j, pr.subject, c)
+		})
+		if err != nil {
+			return internalError(err)
+		}
+		p.worker.Kick()
+	case err != nil:
+		return internalError(err)
+	}
+	p.redirect(w, "/verify", url.Values{"flow": {c.flow.ID()}})
+	return nil
+}
+
+// begin starts candidate c for journey j in tx and records it.
+func (p *Plugin) begin(ctx context.Context, tx store.Tx, r *http.Request, j store.Journey, s flows.Subject, c candidate) error {
+	if err := c.flow.Begin(ctx, flows.BeginRequest{Tx: tx, Env: env{p}, JourneyID: j.ID, Subject: s, Option: c.option, Locale: j.Locale}); err != nil {
+		return err
+	}
+	return p.audit(ctx, tx, r, "method.begin", j.ID, j.UserID, "ok", c.flow.ID())
 }
 
 // failureKey is the per-account key of wrong-code counting.
@@ -574,9 +704,51 @@ func failureKey(j store.Journey) string {
 	return "user:" + j.UserID
 }
 
+// proved records that j proved flow f (in tx) and begins the next method
+// the policy asks for, if any. It returns the journey's new progress.
+func (p *Plugin) proved(ctx context.Context, tx store.Tx, r *http.Request, j store.Journey, f flows.Flow, after progress) error {
+	j.Verified = append(slices.Clone(j.Verified), f.ID())
+	if err := tx.UpdateJourney(ctx, j); err != nil {
+		return err
+	}
+	if err := p.audit(ctx, tx, r, "verify."+f.ID(), j.ID, j.UserID, "ok", ""); err != nil {
+		return err
+	}
+	if after.done || len(after.next) == 0 {
+		return nil
+	}
+	if _, err := tx.LatestChallenge(ctx, j.ID, after.next[0].flow.ID()); err == nil {
+		return nil // begun earlier in this journey
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return p.begin(ctx, tx, r, j, after.subject, after.next[0])
+}
+
+// progressAfter is the journey's progress once it has proved f.
+func (p *Plugin) progressAfter(ctx context.Context, j store.Journey, f flows.Flow) (progress, error) {
+	j.Verified = append(slices.Clone(j.Verified), f.ID())
+	return p.progress(ctx, j)
+}
+
 func (p *Plugin) verify(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	j, f, err := p.pendingPost(r)
+	j, err := p.activeJourney(ctx, r)
+	if err != nil {
+		return err
+	}
+	if err := p.checkPost(r, j.ID); err != nil {
+		return err
+	}
+	f, err := p.current(ctx, j, r.PostForm.Get("flow"))
+	if err != nil {
+		return err
+	}
+	if f == nil {
+		p.redirect(w, "/verify", nil)
+		return nil
+	}
+	after, err := p.progressAfter(ctx, j, f)
 	if err != nil {
 		return err
 	}
@@ -596,21 +768,17 @@ func (p *Plugin) verify(w http.ResponseWriter, r *http.Request) error {
 		if acctLimit.exceeded {
 			return p.audit(ctx, tx, r, "verify."+f.ID(), j.ID, j.UserID, "limited", "per-account failure limit")
 		}
-		verr = f.Verify(ctx, flows.VerifyRequest{Tx: tx, Env: env{p}, JourneyID: j.ID, Subject: flows.Subject{UserID: j.UserID}, Form: r.PostForm, HTTP: r})
+		verr = f.Verify(ctx, flows.VerifyRequest{Tx: tx, Env: env{p}, JourneyID: j.ID, Subject: after.subject, Form: r.PostForm, HTTP: r})
 		switch {
 		case verr == nil:
-			j.Verified = append(j.Verified, f.ID())
-			if err := tx.UpdateJourney(ctx, j); err != nil {
-				return err
-			}
-			return p.audit(ctx, tx, r, "verify."+f.ID(), j.ID, j.UserID, "ok", "")
+			return p.proved(ctx, tx, r, j, f, after)
 		case errors.Is(verr, flows.ErrMalformed):
 			return nil
 		case errors.Is(verr, flows.ErrWrongResponse), errors.Is(verr, flows.ErrExhausted):
 			if _, err := p.limits.hit(ctx, tx, p.s.Limits.FailuresPerAccount, fk, now); err != nil {
 				return err
 			}
-			return p.audit(ctx, tx, r, "verify."+f.ID(), j.ID, j.UserID, "failed", "wrong code")
+			return p.audit(ctx, tx, r, "verify."+f.ID(), j.ID, j.UserID, "failed", "wrong response")
 		case errors.Is(verr, flows.ErrExpired), errors.Is(verr, flows.ErrUsed), errors.Is(verr, flows.ErrNoChallenge):
 			return p.audit(ctx, tx, r, "verify."+f.ID(), j.ID, j.UserID, "failed", "challenge not usable")
 		}
@@ -624,52 +792,80 @@ func (p *Plugin) verify(w http.ResponseWriter, r *http.Request) error {
 		}
 		return internalError(err)
 	}
-	page := p.checkPageData(f)
+	if verr == nil && !ipLimit.exceeded && !acctLimit.exceeded {
+		p.worker.Kick()
+		if after.done {
+			p.redirect(w, "/password", nil)
+		} else {
+			p.redirect(w, "/verify", nil)
+		}
+		return nil
+	}
+	channel := f.Kind() == flows.KindChannel
+	var page stepPage
+	status := http.StatusBadRequest
 	switch {
 	case ipLimit.exceeded:
 		page.Error = tooMany(w, ipLimit.retryAfter)
-		p.render(w, r, http.StatusTooManyRequests, "check", j.ID, page)
-		return nil
+		status = http.StatusTooManyRequests
 	case acctLimit.exceeded:
 		page.Error = "Too many wrong codes for this account today. Try again tomorrow or contact your helpdesk."
-	case verr == nil:
-		next := "/verify"
-		if ok, err := p.satisfied(ctx, j); err != nil {
-			return err
-		} else if ok {
-			next = "/password"
+	case errors.Is(verr, flows.ErrMalformed) && channel:
+		page.Error = "Enter the 8-digit code from the email."
+		if ci, ok := f.(codeInfo); ok {
+			page.Error = fmt.Sprintf("Enter the %d-digit code from the email.", ci.CodeLength())
 		}
-		p.redirect(w, next, nil)
-		return nil
 	case errors.Is(verr, flows.ErrMalformed):
-		page.Error = fmt.Sprintf("Enter the %d-digit code from the email.", page.CodeLength)
+		page.Error = "That doesn't look right. Check what you entered and try again."
 	case errors.Is(verr, flows.ErrWrongResponse):
 		var ve *flows.VerifyError
 		left := 0
 		if errors.As(verr, &ve) {
 			left = ve.AttemptsLeft
 		}
-		if left == 1 {
-			page.Error = "That code isn't right. You have 1 try left."
-		} else {
-			page.Error = fmt.Sprintf("That code isn't right. You have %d tries left.", left)
+		what := "That code isn't right."
+		if pp, ok := f.(flows.Prompter); ok && pp.Prompt().Page == "webauthn" {
+			what = "We couldn't verify your passkey."
 		}
-	case errors.Is(verr, flows.ErrExhausted):
+		if left == 1 {
+			page.Error = what + " You have 1 try left."
+		} else {
+			page.Error = fmt.Sprintf("%s You have %d tries left.", what, left)
+		}
+	case errors.Is(verr, flows.ErrExhausted) && channel:
 		page.Error = "Too many wrong codes. This code no longer works; start a new reset."
-	case errors.Is(verr, flows.ErrExpired):
+	case errors.Is(verr, flows.ErrExhausted):
+		page.Error = "Too many wrong attempts. Use another method or start a new reset."
+	case errors.Is(verr, flows.ErrExpired) && channel:
 		page.Error = "This code has expired. Send a new email to get a new code."
-	default:
+	case channel:
 		page.Error = "This code no longer works. Send a new email to get a new code."
+	default:
+		page.Error = "This step has expired. Use another method or start a new reset."
 	}
-	p.render(w, r, http.StatusBadRequest, "check", j.ID, page)
-	return nil
+	pr, err := p.progress(ctx, j)
+	if err != nil {
+		return err
+	}
+	return p.renderStep(w, r, status, j, f, pr, page)
 }
 
 func (p *Plugin) resend(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	j, f, err := p.pendingPost(r)
+	j, err := p.activeJourney(ctx, r)
 	if err != nil {
 		return err
+	}
+	if err := p.checkPost(r, j.ID); err != nil {
+		return err
+	}
+	f, err := p.current(ctx, j, r.PostForm.Get("flow"))
+	if err != nil {
+		return err
+	}
+	if f == nil || f.Kind() != flows.KindChannel {
+		p.redirect(w, "/verify", nil)
+		return nil
 	}
 	var subject flows.Subject
 	if j.UserID != "" {
@@ -694,10 +890,12 @@ func (p *Plugin) resend(w http.ResponseWriter, r *http.Request) error {
 		return internalError(err)
 	}
 	if berr != nil {
-		page := p.checkPageData(f)
-		page.Error = "You can't ask for more emails in this reset. Use the newest code, or start a new reset."
-		p.render(w, r, http.StatusTooManyRequests, "check", j.ID, page)
-		return nil
+		pr, err := p.progress(ctx, j)
+		if err != nil {
+			return err
+		}
+		return p.renderStep(w, r, http.StatusTooManyRequests, j, f, pr,
+			stepPage{Error: "You can't ask for more emails in this reset. Use the newest code, or start a new reset."})
 	}
 	p.worker.Kick()
 	p.redirect(w, "/verify", url.Values{"sent": {"1"}})
@@ -756,7 +954,16 @@ func (p *Plugin) redeemLink(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	flowID := lr.(flows.Flow).ID()
+	f := lr.(flows.Flow)
+	flowID := f.ID()
+	if slices.Contains(j.Verified, flowID) {
+		p.redirect(w, "/verify", nil)
+		return nil
+	}
+	after, err := p.progressAfter(ctx, j, f)
+	if err != nil {
+		return err
+	}
 	now := p.s.Now()
 	var ipLimit limitResult
 	var lerr error
@@ -771,13 +978,7 @@ func (p *Plugin) redeemLink(w http.ResponseWriter, r *http.Request) error {
 			}
 			return lerr
 		}
-		if !containsFold(j.Verified, flowID) {
-			j.Verified = append(j.Verified, flowID)
-		}
-		if err := tx.UpdateJourney(ctx, j); err != nil {
-			return err
-		}
-		return p.audit(ctx, tx, r, "link."+flowID, j.ID, j.UserID, "ok", "")
+		return p.proved(ctx, tx, r, j, f, after)
 	})
 	switch {
 	case errors.Is(err, store.ErrConflict):
@@ -794,9 +995,8 @@ func (p *Plugin) redeemLink(w http.ResponseWriter, r *http.Request) error {
 	case lerr != nil:
 		return errLinkExpired
 	}
-	if ok, err := p.satisfied(ctx, j); err != nil {
-		return err
-	} else if ok {
+	p.worker.Kick()
+	if after.done {
 		p.redirect(w, "/password", nil)
 		return nil
 	}
@@ -804,18 +1004,19 @@ func (p *Plugin) redeemLink(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// readyJourney returns the browser's journey if it may set a password.
-func (p *Plugin) readyJourney(ctx context.Context, r *http.Request) (store.Journey, bool, error) {
+// readyJourney returns the browser's journey and its progress; the
+// password may be set when the progress is done.
+func (p *Plugin) readyJourney(ctx context.Context, r *http.Request) (store.Journey, progress, error) {
 	j, err := p.activeJourney(ctx, r)
 	if err != nil {
-		return j, false, err
+		return j, progress{}, err
 	}
-	ok, err := p.satisfied(ctx, j)
-	return j, ok, err
+	pr, err := p.progress(ctx, j)
+	return j, pr, err
 }
 
-func (p *Plugin) passwordPageData(u User) passwordPage {
-	return passwordPage{Username: firstNonEmpty(u.Username, u.Email), MinLength: p.policy.MinLength(false), MaxLength: p.policy.MaxLength()}
+func (p *Plugin) passwordPageData(pr progress) passwordPage {
+	return passwordPage{Username: firstNonEmpty(pr.user.Username, pr.user.Email), MinLength: p.policy.MinLength(pr.hasMFA), MaxLength: p.policy.MaxLength()}
 }
 
 func firstNonEmpty(v ...string) string {
@@ -829,47 +1030,40 @@ func firstNonEmpty(v ...string) string {
 
 func (p *Plugin) passwordPage(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	j, ok, err := p.readyJourney(ctx, r)
+	j, pr, err := p.readyJourney(ctx, r)
 	if err != nil {
 		return err
 	}
-	if !ok {
+	if !pr.done {
 		p.redirect(w, "/verify", nil)
 		return nil
 	}
-	u, err := p.s.Directory.User(ctx, j.UserID)
-	if err != nil {
-		return internalError(fmt.Errorf("sspr: directory: %w", err))
-	}
-	p.render(w, r, http.StatusOK, "password", j.ID, p.passwordPageData(u))
+	p.render(w, r, http.StatusOK, "password", j.ID, p.passwordPageData(pr))
 	return nil
 }
 
 func (p *Plugin) setPassword(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	j, ok, err := p.readyJourney(ctx, r)
+	j, pr, err := p.readyJourney(ctx, r)
 	if err != nil {
 		return err
 	}
 	if err := p.checkPost(r, j.ID); err != nil {
 		return err
 	}
-	if !ok {
+	if !pr.done {
 		// Not verified enough: a direct POST never sets a password.
 		p.log.WarnContext(ctx, "sspr: password post before verification", slog.String("ip", p.s.ClientIP(r)))
 		p.redirect(w, "/verify", nil)
 		return nil
 	}
-	u, err := p.s.Directory.User(ctx, j.UserID)
-	if err != nil {
-		return internalError(fmt.Errorf("sspr: directory: %w", err))
-	}
+	u := pr.user
 	pw := r.PostForm.Get("password")
-	page := p.passwordPageData(u)
+	page := p.passwordPageData(pr)
 	for _, prob := range p.policy.Check(password.Input{
 		Password:    pw,
 		Identifiers: []string{u.Username, u.Email, u.DisplayName},
-		HasMFA:      false,
+		HasMFA:      pr.hasMFA,
 	}) {
 		page.Errors = append(page.Errors, prob.Message)
 	}
@@ -924,11 +1118,7 @@ func (p *Plugin) setPassword(w http.ResponseWriter, r *http.Request) error {
 			revoked = "ok"
 		}
 	}
-	subject, serr := p.subject(ctx, u)
-	if serr != nil {
-		p.log.ErrorContext(ctx, "sspr: contacts for notification", slog.Any("err", serr))
-		subject = flows.Subject{Emails: []string{u.Email}}
-	}
+	subject := pr.subject
 	err = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
 		if err := p.saveHistory(ctx, tx, hist, key); err != nil {
 			return err

@@ -50,6 +50,8 @@ type Plugin struct {
 	redeemers  []flows.LinkRedeemer
 	revoker    SessionRevoker
 	contacts   ContactLister
+	admins     AdminChecker
+	scripts    map[string][]byte
 	basePath   string
 	baseOrigin string
 	csp        string
@@ -64,7 +66,7 @@ func New(cfg Config) (*Plugin, error) {
 		return nil, err
 	}
 	var errs []error
-	p := &Plugin{s: s, log: s.Logger, byID: map[string]flows.Flow{}}
+	p := &Plugin{s: s, log: s.Logger, byID: map[string]flows.Flow{}, scripts: map[string][]byte{}}
 	if p.keys, err = newKeyring(s.Keys); err != nil {
 		errs = append(errs, err)
 	}
@@ -89,13 +91,17 @@ func New(cfg Config) (*Plugin, error) {
 		if lr, ok := f.(flows.LinkRedeemer); ok {
 			p.redeemers = append(p.redeemers, lr)
 		}
+		if sc, ok := f.(scripter); ok {
+			p.scripts[f.ID()] = sc.Script()
+		}
 	}
 	p.revoker, _ = s.Directory.(SessionRevoker)
 	p.contacts, _ = s.Directory.(ContactLister)
+	p.admins, _ = s.Directory.(AdminChecker)
 
 	p.basePath = s.base.Path
 	p.baseOrigin = s.base.Scheme + "://" + s.base.Host
-	p.csp = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+	p.csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 	p.cookies = sessions.NewCookieStore(p.keys.cookieKeys()...)
 	p.cookies.Options = &sessions.Options{
@@ -222,6 +228,12 @@ func (p *Plugin) saveHistory(ctx context.Context, tx store.Tx, h store.History, 
 		return fmt.Errorf("sspr: save password history: %w", err)
 	}
 	return nil
+}
+
+// scripter is implemented by flows whose page needs a script (WebAuthn);
+// the plugin serves it at <base>/static/<flow ID>.js.
+type scripter interface {
+	Script() []byte
 }
 
 // env is the [flows.Env] the plugin lends to flows.
