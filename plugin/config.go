@@ -65,6 +65,25 @@ type Config struct {
 	// none (the page only tells them to contact their helpdesk).
 	HelpURL string
 
+	// Sessions gives sspr the host's login session, which enables the
+	// signed-in pages (<base>/account/password). When it also implements
+	// [SessionRaiser], an in-process step-up raises the host session.
+	// Default: nil (no signed-in pages).
+	Sessions SessionSource
+
+	// StepUp makes signed-in pages demand a fresh second factor through
+	// the host's OIDC provider instead of sspr's own verification pages.
+	// Default: nil (in-process step-up with the configured Flows).
+	StepUp *OIDCStepUp
+
+	// StepUpMaxAge is how old a step-up may be for a password change or an
+	// enrolment change. Default: 5 minutes; at most 1 hour.
+	StepUpMaxAge time.Duration
+
+	// AccountURL is the host's account page, where signed-in pages lead
+	// back to. Default: SignInURL.
+	AccountURL string
+
 	// SignInURL is where the done page sends the user to sign in with the
 	// new password. Default: the origin of BaseURL followed by "/".
 	SignInURL string
@@ -150,6 +169,7 @@ type Limit struct {
 // Defaults of [Config].
 const (
 	DefaultJourneyTTL     = 15 * time.Minute
+	DefaultStepUpMaxAge   = 5 * time.Minute
 	DefaultAuditRetention = 90 * 24 * time.Hour
 	DefaultProductName    = "Account recovery"
 	maxJourneyTTL         = time.Hour
@@ -269,6 +289,41 @@ func validate(cfg Config) (*settings, error) {
 	case 1, 2:
 	default:
 		errs = append(errs, fieldError("MethodsRequired", "must be 1 or 2"))
+	}
+	switch {
+	case cfg.StepUpMaxAge == 0:
+		s.StepUpMaxAge = DefaultStepUpMaxAge
+	case cfg.StepUpMaxAge < 0 || cfg.StepUpMaxAge > time.Hour:
+		errs = append(errs, fieldError("StepUpMaxAge", "must be between 0 and 1h"))
+	}
+	if su := cfg.StepUp; su != nil {
+		c := *su
+		if c.Issuer == "" {
+			errs = append(errs, fieldError("StepUp.Issuer", "is required"))
+		} else if _, err := parseAbsURL(c.Issuer); err != nil {
+			errs = append(errs, fieldError("StepUp.Issuer", "%v", err))
+		}
+		if c.ClientID == "" {
+			errs = append(errs, fieldError("StepUp.ClientID", "is required"))
+		}
+		if c.ClientSecret == "" {
+			errs = append(errs, fieldError("StepUp.ClientSecret", "is required"))
+		}
+		if c.ClockSkew == 0 {
+			c.ClockSkew = time.Minute
+		} else if c.ClockSkew < 0 || c.ClockSkew > 10*time.Minute {
+			errs = append(errs, fieldError("StepUp.ClockSkew", "must be between 0 and 10m"))
+		}
+		c.ACRValues = append([]string(nil), c.ACRValues...)
+		s.StepUp = &c
+		if cfg.Sessions == nil {
+			errs = append(errs, fieldError("StepUp", "needs Sessions (sspr must know who is signed in)"))
+		}
+	}
+	if cfg.AccountURL != "" {
+		if _, err := parseAbsURL(cfg.AccountURL); err != nil {
+			errs = append(errs, fieldError("AccountURL", "%v", err))
+		}
 	}
 	if cfg.HelpURL != "" {
 		if _, err := parseAbsURL(cfg.HelpURL); err != nil {

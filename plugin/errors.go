@@ -32,6 +32,9 @@ type Error struct {
 	Heading, Public string
 	// Err is the underlying cause; may be nil.
 	Err error
+	// Link and LinkText, when set, replace the page's "start a new reset"
+	// button.
+	Link, LinkText string
 }
 
 // Error implements error with the public text and the cause.

@@ -97,6 +97,10 @@ func (p *Plugin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = p.setPassword(w, r)
 	case path == "/done" && get:
 		err = p.donePage(w, r)
+	case path == "/account/password" && (get || post):
+		err = p.accountPassword(w, r)
+	case path == "/stepup/callback" && get:
+		err = p.stepUpCallback(w, r)
 	case path == "" || path == "/" || path == "/verify" || path == "/verify/resend" || path == "/verify/method" ||
 		path == "/link" || path == "/password" || path == "/done" || path == "/static/style.css":
 		err = errMethod
@@ -123,7 +127,7 @@ func (p *Plugin) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if e.Status == http.StatusMethodNotAllowed {
 		w.Header().Set("Allow", "GET, POST")
 	}
-	p.render(w, r, e.Status, "error", "", errorPage{Heading: e.Heading, Message: e.Public})
+	p.render(w, r, e.Status, "error", "", errorPage{Heading: e.Heading, Message: e.Public, Link: e.Link, LinkText: e.LinkText})
 }
 
 func (p *Plugin) render(w http.ResponseWriter, r *http.Request, status int, page, csrfBinding string, data any) {
@@ -171,6 +175,8 @@ type confirmPage struct{ Token string }
 type elsewherePage struct{}
 
 type passwordPage struct {
+	Action       string
+	Heading      string
 	Username     string
 	Errors       []string
 	ConfirmError string
@@ -180,7 +186,7 @@ type passwordPage struct {
 
 type donePage struct{ SignInURL string }
 
-type errorPage struct{ Heading, Message string }
+type errorPage struct{ Heading, Message, Link, LinkText string }
 
 // Cookie and CSRF helpers.
 
@@ -608,6 +614,11 @@ func (p *Plugin) verifyPage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if pr.done && j.Kind == store.KindStepUp {
+		w.Header().Set("Location", stepUpTarget(j, p.accountURL()))
+		w.WriteHeader(http.StatusSeeOther)
+		return nil
+	}
 	if pr.done {
 		p.redirect(w, "/password", nil)
 		return nil
@@ -708,6 +719,10 @@ func failureKey(j store.Journey) string {
 // the policy asks for, if any. It returns the journey's new progress.
 func (p *Plugin) proved(ctx context.Context, tx store.Tx, r *http.Request, j store.Journey, f flows.Flow, after progress) error {
 	j.Verified = append(slices.Clone(j.Verified), f.ID())
+	if j.Kind == store.KindStepUp && after.done {
+		// A step-up is good for StepUpMaxAge from now.
+		j.ExpiresAt = p.s.Now().Add(p.s.StepUpMaxAge)
+	}
 	if err := tx.UpdateJourney(ctx, j); err != nil {
 		return err
 	}
@@ -794,11 +809,7 @@ func (p *Plugin) verify(w http.ResponseWriter, r *http.Request) error {
 	}
 	if verr == nil && !ipLimit.exceeded && !acctLimit.exceeded {
 		p.worker.Kick()
-		if after.done {
-			p.redirect(w, "/password", nil)
-		} else {
-			p.redirect(w, "/verify", nil)
-		}
+		p.afterProved(w, r, j, f, after)
 		return nil
 	}
 	channel := f.Kind() == flows.KindChannel
@@ -996,12 +1007,25 @@ func (p *Plugin) redeemLink(w http.ResponseWriter, r *http.Request) error {
 		return errLinkExpired
 	}
 	p.worker.Kick()
-	if after.done {
-		p.redirect(w, "/password", nil)
-		return nil
-	}
-	p.redirect(w, "/verify", nil)
+	p.afterProved(w, r, j, f, after)
 	return nil
+}
+
+// afterProved sends the browser on once journey j proved f: to the next
+// method, to the password form, or, for a finished step-up, back to where
+// it started (after raising the host's session).
+func (p *Plugin) afterProved(w http.ResponseWriter, r *http.Request, j store.Journey, f flows.Flow, after progress) {
+	switch {
+	case !after.done:
+		p.redirect(w, "/verify", nil)
+	case j.Kind == store.KindStepUp:
+		j.Verified = append(slices.Clone(j.Verified), f.ID())
+		p.raiseAfterStepUp(w, r, j)
+		w.Header().Set("Location", stepUpTarget(j, p.accountURL()))
+		w.WriteHeader(http.StatusSeeOther)
+	default:
+		p.redirect(w, "/password", nil)
+	}
 }
 
 // readyJourney returns the browser's journey and its progress; the
@@ -1016,7 +1040,7 @@ func (p *Plugin) readyJourney(ctx context.Context, r *http.Request) (store.Journ
 }
 
 func (p *Plugin) passwordPageData(pr progress) passwordPage {
-	return passwordPage{Username: firstNonEmpty(pr.user.Username, pr.user.Email), MinLength: p.policy.MinLength(pr.hasMFA), MaxLength: p.policy.MaxLength()}
+	return passwordPage{Action: p.basePath + "/password", Heading: "Choose a new password", Username: firstNonEmpty(pr.user.Username, pr.user.Email), MinLength: p.policy.MinLength(pr.hasMFA), MaxLength: p.policy.MaxLength()}
 }
 
 func firstNonEmpty(v ...string) string {
@@ -1051,46 +1075,23 @@ func (p *Plugin) setPassword(w http.ResponseWriter, r *http.Request) error {
 	if err := p.checkPost(r, j.ID); err != nil {
 		return err
 	}
-	if !pr.done {
+	if !pr.done || j.Kind == store.KindStepUp {
 		// Not verified enough: a direct POST never sets a password.
 		p.log.WarnContext(ctx, "sspr: password post before verification", slog.String("ip", p.s.ClientIP(r)))
 		p.redirect(w, "/verify", nil)
 		return nil
 	}
-	u := pr.user
 	pw := r.PostForm.Get("password")
-	page := p.passwordPageData(pr)
-	for _, prob := range p.policy.Check(password.Input{
-		Password:    pw,
-		Identifiers: []string{u.Username, u.Email, u.DisplayName},
-		HasMFA:      pr.hasMFA,
-	}) {
-		page.Errors = append(page.Errors, prob.Message)
+	np, refused, err := p.vetPassword(ctx, pr, pw, r.PostForm.Get("confirm"), p.passwordPageData(pr))
+	if err != nil {
+		return err
 	}
-	if pw != r.PostForm.Get("confirm") {
-		page.ConfirmError = "The two passwords don't match. Type the same password twice."
-	}
-	if page.Errors != nil || page.ConfirmError != "" {
-		p.render(w, r, http.StatusBadRequest, "password", j.ID, page)
+	if refused != nil {
+		p.render(w, r, http.StatusBadRequest, "password", j.ID, *refused)
 		return nil
 	}
-	// One argon2id computation checks the whole history (shared salt) and
-	// yields the key to record.
-	hist, key, err := p.historyKey(ctx, j.UserID, pw)
-	if err != nil {
-		return internalError(err)
-	}
-	for _, old := range hist.Keys {
-		if subtle.ConstantTimeCompare(old, key) == 1 {
-			page.Errors = []string{"You used this password recently. Choose one you haven't used before."}
-			p.render(w, r, http.StatusBadRequest, "password", j.ID, page)
-			return nil
-		}
-	}
-
 	// Claim the journey first (single use), then change the password.
-	now := p.s.Now()
-	if err := p.s.Store.CompleteJourney(ctx, j.ID, now); err != nil {
+	if err := p.s.Store.CompleteJourney(ctx, j.ID, p.s.Now()); err != nil {
 		switch {
 		case errors.Is(err, store.ErrUsed):
 			p.redirect(w, "/done", nil)
@@ -1100,47 +1101,97 @@ func (p *Plugin) setPassword(w http.ResponseWriter, r *http.Request) error {
 		}
 		return internalError(err)
 	}
-	if err := p.s.Directory.SetPassword(ctx, j.UserID, pw); err != nil {
+	if err := p.commitPassword(ctx, r, j, pr, np, pw, "password.change"); err != nil {
+		return err
+	}
+	p.redirect(w, "/done", nil)
+	return nil
+}
+
+// vetted is a new password that passed the policy, with the history key
+// derived for it.
+type vetted struct {
+	hist store.History
+	key  []byte
+}
+
+// vetPassword checks pw against the policy and the password history. It
+// returns the page to show again, with every reason, when pw is refused.
+func (p *Plugin) vetPassword(ctx context.Context, pr progress, pw, confirm string, page passwordPage) (vetted, *passwordPage, error) {
+	u := pr.user
+	for _, prob := range p.policy.Check(password.Input{
+		Password:    pw,
+		Identifiers: []string{u.Username, u.Email, u.DisplayName},
+		HasMFA:      pr.hasMFA,
+	}) {
+		page.Errors = append(page.Errors, prob.Message)
+	}
+	if pw != confirm {
+		page.ConfirmError = "The two passwords don't match. Type the same password twice."
+	}
+	if page.Errors != nil || page.ConfirmError != "" {
+		return vetted{}, &page, nil
+	}
+	// One argon2id computation checks the whole history (shared salt) and
+	// yields the key to record.
+	hist, key, err := p.historyKey(ctx, u.ID, pw)
+	if err != nil {
+		return vetted{}, nil, internalError(err)
+	}
+	for _, old := range hist.Keys {
+		if subtle.ConstantTimeCompare(old, key) == 1 {
+			page.Errors = []string{"You used this password recently. Choose one you haven't used before."}
+			return vetted{}, &page, nil
+		}
+	}
+	return vetted{hist: hist, key: key}, nil, nil
+}
+
+// commitPassword sets the vetted password through the directory, revokes
+// the user's sessions, records the history, notifies every contact address
+// and writes the audit trail.
+func (p *Plugin) commitPassword(ctx context.Context, r *http.Request, j store.Journey, pr progress, v vetted, pw, event string) error {
+	userID := pr.user.ID
+	if err := p.s.Directory.SetPassword(ctx, userID, pw); err != nil {
 		_ = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
-			return p.audit(ctx, tx, r, "password.change", j.ID, j.UserID, "failed", "directory refused the password")
+			return p.audit(ctx, tx, r, event, j.ID, userID, "failed", "directory refused the password")
 		})
 		return &Error{Kind: KindInternal, Status: http.StatusInternalServerError,
 			Heading: "Your password was not changed",
-			Public:  "We couldn't save your new password, so your old password still works. Please start a new reset in a few minutes.",
+			Public:  "We couldn't save your new password, so your old password still works. Please try again in a few minutes.",
 			Err:     fmt.Errorf("sspr: set password: %w", err)}
 	}
 	revoked := "not supported by the host"
 	if p.revoker != nil {
-		if err := p.revoker.RevokeSessions(ctx, j.UserID); err != nil {
-			p.log.ErrorContext(ctx, "sspr: revoke sessions failed", slog.String("user", j.UserID), slog.Any("err", err))
+		if err := p.revoker.RevokeSessions(ctx, userID); err != nil {
+			p.log.ErrorContext(ctx, "sspr: revoke sessions failed", slog.String("user", userID), slog.Any("err", err))
 			revoked = "failed"
 		} else {
 			revoked = "ok"
 		}
 	}
-	subject := pr.subject
-	err = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
-		if err := p.saveHistory(ctx, tx, hist, key); err != nil {
+	now := p.s.Now()
+	err := p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+		if err := p.saveHistory(ctx, tx, v.hist, v.key); err != nil {
 			return err
 		}
 		data := changedData{Time: now.UTC().Format("2006-01-02 15:04 MST"), ResetURL: p.url("/", nil)}
-		for _, addr := range subject.Emails {
+		for _, addr := range pr.subject.Emails {
 			if err := p.queue(ctx, tx, "changed", "email", addr, data); err != nil {
 				return err
 			}
 		}
-		if err := p.audit(ctx, tx, r, "password.change", j.ID, j.UserID, "ok", ""); err != nil {
+		if err := p.audit(ctx, tx, r, event, j.ID, userID, "ok", ""); err != nil {
 			return err
 		}
-		return p.audit(ctx, tx, r, "sessions.revoke", j.ID, j.UserID, revoked, "")
+		return p.audit(ctx, tx, r, "sessions.revoke", j.ID, userID, revoked, "")
 	})
 	if err != nil {
 		// The password is changed; only the record of it failed. Say so in
 		// the log, and still lead the user on.
-		p.log.ErrorContext(ctx, "sspr: record password change failed", slog.String("user", j.UserID), slog.Any("err", err))
+		p.log.ErrorContext(ctx, "sspr: record password change failed", slog.String("user", userID), slog.Any("err", err))
 	}
 	p.worker.Kick()
-	p.redirect(w, "/done", nil)
 	return nil
 }
 

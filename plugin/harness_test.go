@@ -169,6 +169,7 @@ type harness struct {
 	// dbPath is the SQLite file.
 	dbPath string
 	cfg    plugin.Config
+	mux    *http.ServeMux
 }
 
 // config returns a copy of the harness's base configuration.
@@ -192,6 +193,7 @@ func newHarness(t testing.TB, mutate ...func(*plugin.Config)) *harness {
 	}
 	h := &harness{t: t, dir: newDirectory(), mail: &mailbox{}, clock: &clock{now: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)}, store: st, dbPath: dbPath}
 	mux := http.NewServeMux()
+	h.mux = mux
 	h.srv = httptest.NewServer(mux)
 	t.Cleanup(h.srv.Close)
 	h.base = h.srv.URL + "/recovery"

@@ -52,6 +52,7 @@ type Plugin struct {
 	contacts   ContactLister
 	admins     AdminChecker
 	scripts    map[string][]byte
+	stepUp     *stepUpClient
 	basePath   string
 	baseOrigin string
 	csp        string
@@ -98,6 +99,9 @@ func New(cfg Config) (*Plugin, error) {
 	p.revoker, _ = s.Directory.(SessionRevoker)
 	p.contacts, _ = s.Directory.(ContactLister)
 	p.admins, _ = s.Directory.(AdminChecker)
+	if s.StepUp != nil {
+		p.stepUp = &stepUpClient{cfg: *s.StepUp}
+	}
 
 	p.basePath = s.base.Path
 	p.baseOrigin = s.base.Scheme + "://" + s.base.Host

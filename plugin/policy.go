@@ -60,6 +60,15 @@ func (p *Plugin) progress(ctx context.Context, j store.Journey) (progress, error
 	if admin {
 		required, different = max(required, 2), true
 	}
+	stepUp := j.Kind == store.KindStepUp
+	if stepUp {
+		// A step-up proves one fresh factor: a bound one when the user has
+		// any, else a contact channel; or the provider's word (OIDC).
+		required, different = 1, false
+		if slices.Contains(j.Verified, oidcFlowID) {
+			pr.done = true
+		}
+	}
 
 	verified := map[flows.Kind]int{}
 	for _, id := range j.Verified {
@@ -86,6 +95,13 @@ func (p *Plugin) progress(ctx context.Context, j store.Journey) (progress, error
 	}
 
 	switch {
+	case pr.done:
+	case stepUp && pr.hasMFA && verified[flows.KindBound] == 0:
+		pr.next = byKind[flows.KindBound]
+	case stepUp && !pr.hasMFA && verified[flows.KindChannel] == 0:
+		pr.next = byKind[flows.KindChannel]
+	case stepUp:
+		pr.done = true
 	case verified[flows.KindChannel] == 0:
 		pr.next = byKind[flows.KindChannel]
 	case pr.hasMFA && verified[flows.KindBound] == 0:

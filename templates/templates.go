@@ -30,7 +30,7 @@ func Default() fs.FS { return files }
 
 // Pages lists the page templates the plugin requires, without extension.
 func Pages() []string {
-	return []string{"start", "check", "code", "webauthn", "choose", "confirm", "elsewhere", "password", "done", "error"}
+	return []string{"start", "check", "code", "webauthn", "choose", "confirm", "elsewhere", "password", "done", "changed", "error"}
 }
 
 // Emails lists the message templates the plugin requires, without extension.

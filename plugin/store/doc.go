@@ -4,10 +4,11 @@
 //
 // The contract is composed of small per-aggregate interfaces ([JourneyStore],
 // [ChallengeStore], [CounterStore], [OutboxStore], [AuditStore],
-// [HistoryStore], [Sweeper]) gathered in [Tx], plus [Store.Atomic] to run
+// [HistoryStore], [FactorStore], [Sweeper]) gathered in [Tx], plus [Store.Atomic] to run
 // several operations in one transaction. Single-use secrets are consumed by
 // atomic domain operations ([ChallengeStore.ConsumeToken],
-// [ChallengeStore.ConsumeCode], [JourneyStore.CompleteJourney]), never by a
+// [ChallengeStore.ConsumeCode], [JourneyStore.CompleteJourney],
+// [FactorStore.AdvanceCounter], [FactorStore.ConsumeFactor]), never by a
 // read followed by a delete.
 //
 // Backends live in sub-packages (store/sqlite, the embedded default) so that

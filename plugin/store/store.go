@@ -53,6 +53,7 @@ type Tx interface {
 	OutboxStore
 	AuditStore
 	HistoryStore
+	FactorStore
 	Sweeper
 }
 
@@ -62,6 +63,10 @@ type Tx interface {
 type Journey struct {
 	// ID is a random, unguessable identifier (at least 128 bits).
 	ID string
+	// Kind is what the journey is for: [KindReset] (forgot password, the
+	// default when empty) or [KindStepUp] (a signed-in user proving a fresh
+	// second factor before a sensitive change).
+	Kind string
 	// UserID is the host's user ID. It is empty for a decoy journey started
 	// for an identifier that matched no user: such a journey behaves like a
 	// real one but can never be completed.
@@ -83,6 +88,12 @@ type Journey struct {
 	// uses it for optimistic concurrency.
 	Version int64
 }
+
+// Journey kinds.
+const (
+	KindReset  = "reset"
+	KindStepUp = "stepup"
+)
 
 // JourneyStore keeps journeys.
 type JourneyStore interface {
@@ -289,6 +300,65 @@ type HistoryStore interface {
 	// SaveHistory stores h if the stored version equals h.Version (0 for a
 	// new history) and increments it; it returns [ErrConflict] otherwise.
 	SaveHistory(ctx context.Context, h History) error
+}
+
+// Factor is an authenticator bound to a user's account and kept by a flow:
+// a TOTP secret, a WebAuthn credential, one recovery code.
+type Factor struct {
+	// ID is a random identifier.
+	ID string
+	// UserID is the host's user ID.
+	UserID string
+	// Flow is the ID of the flow that owns the factor ("totp", …).
+	Flow string
+	// Name is a label the user chose or the flow gave ("Authenticator app").
+	Name string
+	// Secret is flow-specific secret material, already sealed or hashed by
+	// the flow (never stored in clear). For recovery codes it is the keyed
+	// hash of the code, unique per user and flow.
+	Secret []byte
+	// Data is flow-specific public data (for example a WebAuthn credential).
+	Data []byte
+	// Counter is a flow-specific monotonic counter: the last accepted TOTP
+	// time step, or a WebAuthn signature count.
+	Counter int64
+	// CreatedAt is when the factor was enrolled.
+	CreatedAt time.Time
+	// LastUsedAt is when it last verified someone; zero if never.
+	LastUsedAt time.Time
+}
+
+// FactorStore keeps the factors users have enrolled.
+type FactorStore interface {
+	// CreateFactor inserts f. It returns [ErrConflict] if the ID exists, or
+	// if a non-empty Secret exists for the same user and flow.
+	CreateFactor(ctx context.Context, f Factor) error
+	// Factor returns the factor with the given ID, or [ErrNotFound].
+	Factor(ctx context.Context, id string) (Factor, error)
+	// Factors lists the user's factors of one flow (all flows when flow is
+	// empty), oldest first.
+	Factors(ctx context.Context, userID, flow string) ([]Factor, error)
+	// UpdateFactor stores f's Name, Data, Counter and LastUsedAt. It returns
+	// [ErrNotFound] for a missing ID.
+	UpdateFactor(ctx context.Context, f Factor) error
+	// AdvanceCounter sets the factor's Counter to value and LastUsedAt to
+	// now if the stored Counter is less than value, atomically: of two
+	// concurrent calls with the same value exactly one succeeds. It returns
+	// [ErrUsed] when the stored Counter is already value or more (a replayed
+	// TOTP step, a regressed signature count) and [ErrNotFound] for a
+	// missing ID.
+	AdvanceCounter(ctx context.Context, id string, value int64, now time.Time) error
+	// ConsumeFactor deletes the user's factor of the flow whose Secret
+	// equals secret and returns it, atomically (single use: of two
+	// concurrent calls one succeeds). It returns [ErrNotFound] when none
+	// matches.
+	ConsumeFactor(ctx context.Context, userID, flow string, secret []byte) (Factor, error)
+	// DeleteFactor deletes factor id of the user. It returns [ErrNotFound]
+	// if the user has no such factor.
+	DeleteFactor(ctx context.Context, userID, id string) error
+	// DeleteFactors deletes every factor of the user's flow and returns how
+	// many it deleted (used to regenerate recovery codes).
+	DeleteFactors(ctx context.Context, userID, flow string) (int64, error)
 }
 
 // Sweeper removes expired data.

@@ -24,8 +24,8 @@
 //     "database is locked" inside one process;
 //   - a pool of read-only connections (mode=ro) serves plain reads outside
 //     transactions (Journey, Challenge, ChallengeByToken, LatestChallenge,
-//     Count, Audit, OutboxMessage, PasswordHistory), concurrently with the
-//     writer.
+//     Count, Audit, OutboxMessage, PasswordHistory, Factor, Factors),
+//     concurrently with the writer.
 //
 // The shared cache (cache=shared) is never used. Each connection keeps its
 // compiled statements (the driver's _stmt_cache_size), so the hot path does
@@ -39,10 +39,14 @@
 // read in the same transaction decide which sentinel to return, in the
 // order [store.ErrNotFound], [store.ErrUsed], [store.ErrExhausted],
 // [store.ErrExpired]. A wrong code is counted by a second UPDATE in that
-// transaction. Claim leases outbox messages with a single UPDATE … WHERE id
-// IN (SELECT … ORDER BY id LIMIT n), and Hit is one upsert. Operations that
-// need several statements run in a transaction of their own outside
-// [Store.Atomic], and in the caller's transaction inside it.
+// transaction. AdvanceCounter is one UPDATE … WHERE id = ? AND counter < ?,
+// followed only on no match by a read that tells [store.ErrNotFound] from
+// [store.ErrUsed]. ConsumeFactor is one DELETE … RETURNING through the
+// unique index on (user_id, flow, secret), so a recovery code is spent once
+// without a read first. Claim leases outbox messages with a single UPDATE …
+// WHERE id IN (SELECT … ORDER BY id LIMIT n), and Hit is one upsert.
+// Operations that need several statements run in a transaction of their
+// own outside [Store.Atomic], and in the caller's transaction inside it.
 //
 // # Storage format
 //
@@ -55,6 +59,11 @@
 //   - History.Keys is one BLOB: for each key, newest first, its length as
 //     an unsigned varint (encoding/binary) followed by its bytes.
 //   - Empty byte slices are stored as NULL and read back as nil.
+//   - Factors (migration 0002) are an ordinary rowid table, indexed on
+//     (user_id, flow); a partial UNIQUE index on (user_id, flow, secret)
+//     WHERE length(secret) > 0 makes non-empty secrets unique per user and
+//     flow while any number of factors may have none. An empty secret never
+//     matches ConsumeFactor. Factors lists by created_at, then id.
 //
 // # Errors
 //

@@ -33,7 +33,8 @@ type ops struct {
 var _ store.Tx = (*ops)(nil)
 
 // errZeroNow guards operations that record "now": a zero time would be
-// stored as NULL and undo the single-use guarantee.
+// stored as NULL, which reads as "not yet" (undoing a single-use guarantee,
+// or marking an advanced factor as never used).
 var errZeroNow = errors.New("now must not be the zero time")
 
 type scanner interface {
@@ -125,7 +126,7 @@ func decodeKeys(b []byte) ([][]byte, error) {
 
 // ---- journeys ----
 
-const journeyCols = `id, user_id, verified, return_to, locale, created_at, expires_at, completed_at, version`
+const journeyCols = `id, kind, user_id, verified, return_to, locale, created_at, expires_at, completed_at, version`
 
 func scanJourney(sc scanner) (store.Journey, error) {
 	var (
@@ -133,7 +134,7 @@ func scanJourney(sc scanner) (store.Journey, error) {
 		verified                    string
 		created, expires, completed sql.NullInt64
 	)
-	err := sc.Scan(&j.ID, &j.UserID, &verified, &j.ReturnTo, &j.Locale, &created, &expires, &completed, &j.Version)
+	err := sc.Scan(&j.ID, &j.Kind, &j.UserID, &verified, &j.ReturnTo, &j.Locale, &created, &expires, &completed, &j.Version)
 	j.Verified = splitVerified(verified)
 	j.CreatedAt, j.ExpiresAt, j.CompletedAt = fromNull(created), fromNull(expires), fromNull(completed)
 	return j, err
@@ -146,8 +147,8 @@ func (o *ops) CreateJourney(ctx context.Context, j store.Journey) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: create journey: %w", err)
 	}
-	_, err = o.w.ExecContext(ctx, `INSERT INTO journeys (`+journeyCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		j.ID, j.UserID, verified, j.ReturnTo, j.Locale,
+	_, err = o.w.ExecContext(ctx, `INSERT INTO journeys (`+journeyCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		j.ID, j.Kind, j.UserID, verified, j.ReturnTo, j.Locale,
 		nullTime(j.CreatedAt), nullTime(j.ExpiresAt), nullTime(j.CompletedAt), j.Version)
 	return wrap("create journey", err)
 }
@@ -165,8 +166,8 @@ func (o *ops) Journey(ctx context.Context, id string) (store.Journey, error) {
 }
 
 // UpdateJourney implements [store.JourneyStore.UpdateJourney]. It stores
-// every field of j except ID, Version (incremented) and CompletedAt, which
-// only CompleteJourney sets.
+// every field of j except ID, Kind (fixed at creation), Version
+// (incremented) and CompletedAt, which only CompleteJourney sets.
 func (o *ops) UpdateJourney(ctx context.Context, j store.Journey) error {
 	verified, err := joinVerified(j.Verified)
 	if err != nil {

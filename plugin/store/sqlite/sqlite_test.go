@@ -257,6 +257,56 @@ func TestTimesAndErrors(t *testing.T) {
 	}
 }
 
+func TestFactors(t *testing.T) {
+	s := openAt(t, filepath.Join(t.TempDir(), "sspr.db"))
+	ctx := t.Context()
+
+	// ConsumeFactor searches the partial unique index; without the
+	// repeated length(secret) > 0 SQLite would not use it.
+	var plan strings.Builder
+	rows, err := s.writer.QueryContext(ctx, "EXPLAIN QUERY PLAN "+consumeFactorSQL, "u1", "recovery", []byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan.WriteString(detail + "\n")
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(plan.String(), "INDEX factors_secret (user_id=? AND flow=? AND secret=?)") {
+		t.Errorf("ConsumeFactor plan:\n%s want a search of factors_secret on all three columns", plan.String())
+	}
+
+	f := store.Factor{ID: "f1", UserID: "u1", Flow: "recovery", Secret: []byte("hash")}
+	if err := s.CreateFactor(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	f.ID = "f2"
+	err = s.CreateFactor(ctx, f)
+	var se sqlite3.Error
+	if !errors.Is(err, store.ErrConflict) || !errors.As(err, &se) || !strings.HasPrefix(err.Error(), "sqlite: create factor: ") {
+		t.Errorf("CreateFactor with a duplicate secret = %v, want a prefixed ErrConflict wrapping the driver error", err)
+	}
+	if _, err := s.Factor(ctx, "nope"); err == nil || err.Error() != "sqlite: factor: store: not found" {
+		t.Errorf("Factor(nope) = %v", err)
+	}
+	if err := s.AdvanceCounter(ctx, "nope", 1, time.Now()); err == nil || err.Error() != "sqlite: advance counter: store: not found" {
+		t.Errorf("AdvanceCounter(nope) = %v", err)
+	}
+	if err := s.AdvanceCounter(ctx, "f1", 1, time.Time{}); err == nil || errors.Is(err, store.ErrNotFound) {
+		t.Errorf("AdvanceCounter with a zero now = %v, want a plain error", err)
+	}
+	if n, err := s.DeleteFactors(ctx, "u1", ""); err != nil || n != 0 {
+		t.Errorf("DeleteFactors with an empty flow = %d, %v; want 0 deleted", n, err)
+	}
+}
+
 func TestKeysEncoding(t *testing.T) {
 	keys := [][]byte{bytes.Repeat([]byte{1}, 32), {}, bytes.Repeat([]byte{2}, 300)}
 	enc := encodeKeys(keys).([]byte)

@@ -51,15 +51,28 @@ func checkOneWinner(t *testing.T, errs []error, loser error) {
 // may not provoke.
 const rounds = 10
 
-// warmUp reads challenge id from n goroutines at once, so that a backend
-// with a connection pool has its connections open before a race.
-func warmUp(t *testing.T, s store.Store, n int, id string) {
+// warmUp calls read from n goroutines at once, so that a backend with a
+// connection pool has its connections open before a race.
+func warmUp(t *testing.T, n int, read func() error) {
 	t.Helper()
-	for _, err := range together(n, func(int) error {
+	for _, err := range together(n, func(int) error { return read() }) {
+		must(t, "warm-up read", err)
+	}
+}
+
+// readChallenge returns a warm-up read of challenge id.
+func readChallenge(t *testing.T, s store.Store, id string) func() error {
+	return func() error {
 		_, err := s.Challenge(t.Context(), id)
 		return err
-	}) {
-		must(t, "Challenge", err)
+	}
+}
+
+// readFactor returns a warm-up read of factor id.
+func readFactor(t *testing.T, s store.Store, id string) func() error {
+	return func() error {
+		_, err := s.Factor(t.Context(), id)
+		return err
 	}
 }
 
@@ -72,7 +85,7 @@ func testConcurrency(t *testing.T, open opener) {
 			for r := range rounds {
 				c := newChallenge(fmt.Sprint("c", r), fmt.Sprint("j", r), base)
 				mustCreateChallenge(t, s, c)
-				warmUp(t, s, n, c.ID)
+				warmUp(t, n, readChallenge(t, s, c.ID))
 				errs := together(n, func(int) error {
 					_, err := s.ConsumeToken(t.Context(), c.TokenHash, now)
 					return err
@@ -85,7 +98,7 @@ func testConcurrency(t *testing.T, open opener) {
 			for r := range rounds {
 				c := newChallenge(fmt.Sprint("c", r), fmt.Sprint("j", r), base)
 				mustCreateChallenge(t, s, c)
-				warmUp(t, s, n, c.ID)
+				warmUp(t, n, readChallenge(t, s, c.ID))
 				errs := together(n, func(int) error {
 					_, err := s.ConsumeCode(t.Context(), c.ID, c.CodeHash, now)
 					return err
@@ -144,6 +157,69 @@ func testConcurrency(t *testing.T, open opener) {
 				return s.UpdateJourney(t.Context(), upd)
 			})
 			checkOneWinner(t, errs, store.ErrConflict)
+		})
+		t.Run(fmt.Sprintf("AdvanceCounter/%d", n), func(t *testing.T) {
+			// A replayed TOTP step: one call with the same value wins.
+			s := open(t)
+			for r := range rounds {
+				f := newFactor(fmt.Sprint("f", r), "u1", base)
+				f.Counter = 41
+				mustCreateFactor(t, s, f)
+				warmUp(t, n, readFactor(t, s, f.ID))
+				errs := together(n, func(int) error {
+					return s.AdvanceCounter(t.Context(), f.ID, 42, now)
+				})
+				checkOneWinner(t, errs, store.ErrUsed)
+				want := f
+				want.Counter, want.LastUsedAt = 42, now
+				checkFactor(t, s, want)
+			}
+		})
+		t.Run(fmt.Sprintf("AdvanceCounter increasing/%d", n), func(t *testing.T) {
+			// Calls with values 1…n: some win, and the counter ends at n
+			// (never moved back by a lower value that lost the race).
+			s := open(t)
+			f := newFactor("f1", "u1", base)
+			mustCreateFactor(t, s, f)
+			warmUp(t, n, readFactor(t, s, f.ID))
+			errs := together(n, func(i int) error {
+				return s.AdvanceCounter(t.Context(), f.ID, int64(i+1), now.Add(time.Duration(i)*time.Second))
+			})
+			for _, err := range errs {
+				if err != nil && !errors.Is(err, store.ErrUsed) {
+					t.Errorf("unexpected error: %v (want nil or %v)", err, store.ErrUsed)
+				}
+			}
+			if errs[n-1] != nil {
+				t.Errorf("AdvanceCounter to the highest value = %v, want success", errs[n-1])
+			}
+			want := f
+			want.Counter, want.LastUsedAt = int64(n), now.Add(time.Duration(n-1)*time.Second)
+			checkFactor(t, s, want)
+		})
+		t.Run(fmt.Sprintf("ConsumeFactor/%d", n), func(t *testing.T) {
+			s := open(t)
+			keep := newRecoveryCode("keep", "u1", "keep", base)
+			mustCreateFactor(t, s, keep)
+			for r := range rounds {
+				code := newRecoveryCode(fmt.Sprint("rc", r), "u1", fmt.Sprint("code", r), base)
+				mustCreateFactor(t, s, code)
+				warmUp(t, n, readFactor(t, s, code.ID))
+				got := make([]store.Factor, n)
+				errs := together(n, func(i int) error {
+					var err error
+					got[i], err = s.ConsumeFactor(t.Context(), "u1", "recovery", code.Secret)
+					return err
+				})
+				checkOneWinner(t, errs, store.ErrNotFound)
+				for i, err := range errs {
+					if err == nil {
+						checkEqual(t, "consumed factor", normFactor(got[i]), normFactor(code))
+					}
+				}
+				checkNoFactor(t, s, code.ID)
+			}
+			checkFactors(t, s, "u1", "recovery", keep)
 		})
 		t.Run(fmt.Sprintf("Hit/%d", n), func(t *testing.T) {
 			s := open(t)

@@ -16,8 +16,10 @@
 // contract names, [store.Store.Atomic] (all or nothing, fn's error returned
 // unchanged, own writes visible inside, nothing visible outside before
 // commit), and the single-use guarantees under concurrency: of 2 or 50
-// goroutines redeeming one token or code, exactly one succeeds; 4 workers
-// claiming 100 outbox messages claim each exactly once.
+// goroutines redeeming one token, code or recovery code, or advancing one
+// factor's counter to the same value, exactly one succeeds; a factor's
+// counter never moves back; 4 workers claiming 100 outbox messages claim
+// each exactly once.
 //
 // Times are fixed (no clock, no sleeping) and have microsecond precision in
 // a non-UTC zone; values are compared as instants, with empty and nil
@@ -28,6 +30,10 @@
 //     at now+lease and a message is due when now >= NextAttemptAt.
 //   - UpdateJourney never sets CompletedAt; only CompleteJourney does.
 //   - An empty token or code hash matches nothing (a wrong code is counted).
+//   - An empty secret never matches [store.FactorStore.ConsumeFactor], even
+//     a factor stored without one.
+//   - UpdateFactor may clear Data and LastUsedAt and may lower Counter; it
+//     leaves UserID, Flow, Secret and CreatedAt as they were.
 //   - A completed journey or consumed challenge reports [store.ErrUsed] even
 //     when it has also expired.
 //   - A sentinel error inside Atomic does not abort the transaction: fn may

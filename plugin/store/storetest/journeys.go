@@ -20,6 +20,21 @@ func testJourneys(t *testing.T, open opener) {
 			decoy.UserID = ""
 			must(t, "CreateJourney decoy", s.CreateJourney(t.Context(), decoy))
 			checkJourney(t, s, decoy)
+
+			up := newJourney("j3", base)
+			up.Kind = store.KindStepUp
+			must(t, "CreateJourney step-up", s.CreateJourney(t.Context(), up))
+			checkJourney(t, s, up)
+		}},
+		{"kind is fixed at creation", func(t *testing.T, s store.Store) {
+			j := newJourney("j1", base)
+			j.Kind = store.KindReset
+			must(t, "CreateJourney", s.CreateJourney(t.Context(), j))
+			changed := j
+			changed.Kind = store.KindStepUp
+			must(t, "UpdateJourney", s.UpdateJourney(t.Context(), changed))
+			j.Version = 1
+			checkJourney(t, s, j)
 		}},
 		{"create duplicate id", func(t *testing.T, s store.Store) {
 			must(t, "CreateJourney", s.CreateJourney(t.Context(), newJourney("j1", base)))

@@ -1,0 +1,471 @@
+package plugin
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/sspr-go/sspr/plugin/store"
+)
+
+// OIDCStepUp configures step-up through the host's OIDC provider: sspr is
+// a confidential client of it and sends the user to its /authorize with
+// prompt=login, max_age=0, acr_values, login_hint, a nonce, PKCE and a
+// state bound to the step-up journey. The provider must accept
+// <BaseURL>/stepup/callback as a redirect URI of the client.
+type OIDCStepUp struct {
+	// Issuer is the provider's issuer URL (discovery is at
+	// <Issuer>/.well-known/openid-configuration). Required.
+	Issuer string
+	// ClientID and ClientSecret identify sspr at the provider. Required.
+	ClientID, ClientSecret string
+	// ACRValues are sent as acr_values; an ID token whose "acr" is one of
+	// them counts as a second factor. Default: none (only "amr" counts).
+	ACRValues []string
+	// HTTPClient reaches the provider. Default: http.DefaultClient.
+	HTTPClient *http.Client
+	// ClockSkew is tolerated between the provider's auth_time and sspr's
+	// clock. Default: 1 minute.
+	ClockSkew time.Duration
+}
+
+// stepUpClient is the lazily discovered provider of an [OIDCStepUp].
+type stepUpClient struct {
+	cfg OIDCStepUp
+
+	mu       sync.Mutex
+	provider *oidc.Provider
+}
+
+func (c *stepUpClient) context(ctx context.Context) context.Context {
+	if c.cfg.HTTPClient != nil {
+		return oidc.ClientContext(ctx, c.cfg.HTTPClient)
+	}
+	return ctx
+}
+
+// discover returns the provider, discovering it on first use (so that the
+// plugin can start before the provider does).
+func (c *stepUpClient) discover(ctx context.Context) (*oidc.Provider, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.provider != nil {
+		return c.provider, nil
+	}
+	prov, err := oidc.NewProvider(c.context(ctx), c.cfg.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("sspr: step-up: discovery: %w", err)
+	}
+	c.provider = prov
+	return prov, nil
+}
+
+// stepUpState is what a step-up challenge keeps (in Challenge.Data).
+type stepUpState struct {
+	Nonce    string    `json:"nonce"`
+	Verifier string    `json:"verifier"`
+	Started  time.Time `json:"started"`
+}
+
+// stepUpClaims are the ID token claims sspr checks itself; go-oidc checks
+// none of them.
+type stepUpClaims struct {
+	AuthTime int64    `json:"auth_time"`
+	AMR      []string `json:"amr"`
+	ACR      string   `json:"acr"`
+}
+
+const oidcFlowID = "oidc"
+
+// signedIn returns the host session of a request to a signed-in page.
+func (p *Plugin) signedIn(r *http.Request) (Session, error) {
+	if p.s.Sessions == nil {
+		return Session{}, errNotFound
+	}
+	sess, err := p.s.Sessions.Session(r)
+	switch {
+	case errors.Is(err, ErrNoSession):
+		return sess, &Error{Kind: KindForbidden, Status: http.StatusUnauthorized, Heading: "Sign in first",
+			Public: "This page is for signed-in users. Sign in, then come back to change your password.",
+			Link:   p.s.signIn.String(), LinkText: "Sign in"}
+	case err != nil:
+		return sess, internalError(fmt.Errorf("sspr: session: %w", err))
+	}
+	return sess, nil
+}
+
+// freshStepUp reports whether the signed-in user proved a second factor
+// (or, without any, authenticated) no longer than StepUpMaxAge ago: either
+// the host session says so, or a step-up journey of this browser does.
+func (p *Plugin) freshStepUp(ctx context.Context, r *http.Request, sess Session, pr progress) (bool, error) {
+	now := p.s.Now()
+	if !sess.AuthTime.IsZero() && now.Sub(sess.AuthTime) <= p.s.StepUpMaxAge && !sess.AuthTime.After(now.Add(time.Minute)) &&
+		(hasSecondFactor(sess.AMR) || !pr.hasMFA) {
+		return true, nil
+	}
+	j, err := p.activeJourney(ctx, r)
+	if err != nil {
+		if errors.Is(err, errJourneyMissing) {
+			return false, nil
+		}
+		return false, err
+	}
+	if j.Kind != store.KindStepUp || j.UserID != sess.UserID {
+		return false, nil
+	}
+	jp, err := p.progress(ctx, j)
+	if err != nil {
+		return false, err
+	}
+	return jp.done, nil
+}
+
+// startStepUp begins a step-up for the signed-in user and sends the
+// browser to it; afterwards the browser returns to target (a path under
+// the plugin).
+func (p *Plugin) startStepUp(w http.ResponseWriter, r *http.Request, sess Session, pr progress, target string) error {
+	ctx := r.Context()
+	now := p.s.Now()
+	j := store.Journey{ID: randomID(16), Kind: store.KindStepUp, UserID: sess.UserID, ReturnTo: p.url(target, nil),
+		Locale: "en", CreatedAt: now, ExpiresAt: now.Add(p.s.JourneyTTL)}
+	if p.stepUp != nil {
+		return p.startOIDCStepUp(w, r, j, pr)
+	}
+	// In-process: the same verification pages as a reset, with the
+	// step-up policy (a bound factor when the user has one, else a
+	// contact channel).
+	sp, err := p.progress(ctx, j)
+	if err != nil {
+		return err
+	}
+	if len(sp.next) == 0 {
+		return p.chooseOrHelp(w, r, j, sp)
+	}
+	err = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+		if err := tx.CreateJourney(ctx, j); err != nil {
+			return err
+		}
+		if err := p.audit(ctx, tx, r, "stepup.start", j.ID, j.UserID, "ok", "in-process"); err != nil {
+			return err
+		}
+		return p.begin(ctx, tx, r, j, sp.subject, sp.next[0])
+	})
+	if err != nil {
+		return internalError(err)
+	}
+	p.worker.Kick()
+	if err := p.setCookieID(w, r, j.ID); err != nil {
+		return err
+	}
+	p.redirect(w, "/verify", nil)
+	return nil
+}
+
+func (p *Plugin) startOIDCStepUp(w http.ResponseWriter, r *http.Request, j store.Journey, pr progress) error {
+	ctx := r.Context()
+	prov, err := p.stepUp.discover(ctx)
+	if err != nil {
+		return internalError(err)
+	}
+	state, nonce, verifier := randomID(32), randomID(32), oauth2.GenerateVerifier()
+	st, err := json.Marshal(stepUpState{Nonce: nonce, Verifier: verifier, Started: p.s.Now()})
+	if err != nil {
+		return internalError(err)
+	}
+	sum := sha256.Sum256([]byte(state))
+	now := p.s.Now()
+	err = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+		if err := tx.CreateJourney(ctx, j); err != nil {
+			return err
+		}
+		if err := tx.CreateChallenge(ctx, store.Challenge{ID: randomID(16), JourneyID: j.ID, Flow: oidcFlowID,
+			TokenHash: sum[:], MaxAttempts: 1, CreatedAt: now, ExpiresAt: now.Add(p.s.JourneyTTL), Data: st}); err != nil {
+			return err
+		}
+		return p.audit(ctx, tx, r, "stepup.start", j.ID, j.UserID, "ok", "oidc")
+	})
+	if err != nil {
+		return internalError(err)
+	}
+	if err := p.setCookieID(w, r, j.ID); err != nil {
+		return err
+	}
+	opts := []oauth2.AuthCodeOption{
+		oidc.Nonce(nonce),
+		oauth2.S256ChallengeOption(verifier),
+		oauth2.SetAuthURLParam("prompt", "login"),
+		oauth2.SetAuthURLParam("max_age", "0"),
+	}
+	if hint := firstNonEmpty(pr.user.Username, pr.user.Email); hint != "" {
+		opts = append(opts, oauth2.SetAuthURLParam("login_hint", hint))
+	}
+	if len(p.stepUp.cfg.ACRValues) > 0 {
+		opts = append(opts, oauth2.SetAuthURLParam("acr_values", joinSpace(p.stepUp.cfg.ACRValues)))
+	}
+	w.Header().Set("Location", p.oauthConfig(prov).AuthCodeURL(state, opts...))
+	w.WriteHeader(http.StatusSeeOther)
+	return nil
+}
+
+func joinSpace(v []string) string {
+	out := ""
+	for i, s := range v {
+		if i > 0 {
+			out += " "
+		}
+		out += s
+	}
+	return out
+}
+
+func (p *Plugin) oauthConfig(prov *oidc.Provider) *oauth2.Config {
+	return &oauth2.Config{
+		ClientID:     p.stepUp.cfg.ClientID,
+		ClientSecret: p.stepUp.cfg.ClientSecret,
+		Endpoint:     prov.Endpoint(),
+		RedirectURL:  p.url("/stepup/callback", nil),
+		Scopes:       []string{oidc.ScopeOpenID},
+	}
+}
+
+var errStepUpFailed = &Error{Kind: KindForbidden, Status: http.StatusForbidden,
+	Heading: "We couldn't confirm it's you",
+	Public:  "The sign-in did not prove a recent second factor for your account, so nothing was changed. Go back and try again."}
+
+// stepUpCallback finishes an OIDC step-up: it verifies the ID token with
+// go-oidc and then checks, itself, the nonce, that sub is the journey's
+// user, that auth_time is not older than the step-up's start (minus clock
+// skew) and that amr/acr show a second factor.
+func (p *Plugin) stepUpCallback(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	if p.stepUp == nil {
+		return errNotFound
+	}
+	j, err := p.activeJourney(ctx, r)
+	if err != nil {
+		return err
+	}
+	if j.Kind != store.KindStepUp {
+		return errJourneyMissing
+	}
+	q := r.URL.Query()
+	sum := sha256.Sum256([]byte(q.Get("state")))
+	c, err := p.s.Store.ConsumeToken(ctx, sum[:], p.s.Now())
+	if err != nil || c.JourneyID != j.ID || c.Flow != oidcFlowID {
+		p.stepUpAudit(ctx, r, j, "failed", "state not valid for this journey")
+		return errStepUpFailed
+	}
+	var st stepUpState
+	if err := json.Unmarshal(c.Data, &st); err != nil {
+		return internalError(err)
+	}
+	if e := q.Get("error"); e != "" {
+		p.stepUpAudit(ctx, r, j, "failed", "provider error "+truncate(e, 64))
+		return errStepUpFailed
+	}
+	reason, err := p.checkStepUpToken(ctx, j, st, q.Get("code"))
+	if err != nil {
+		return internalError(err)
+	}
+	if reason != "" {
+		p.log.WarnContext(ctx, "sspr: step-up refused", slog.String("user", j.UserID), slog.String("reason", reason))
+		p.stepUpAudit(ctx, r, j, "failed", reason)
+		return errStepUpFailed
+	}
+	j.Verified = append(j.Verified, oidcFlowID)
+	j.ExpiresAt = p.s.Now().Add(p.s.StepUpMaxAge)
+	err = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+		if err := tx.UpdateJourney(ctx, j); err != nil {
+			return err
+		}
+		return p.audit(ctx, tx, r, "stepup.verify", j.ID, j.UserID, "ok", "oidc")
+	})
+	if err != nil {
+		return internalError(err)
+	}
+	w.Header().Set("Location", j.ReturnTo)
+	w.WriteHeader(http.StatusSeeOther)
+	return nil
+}
+
+// checkStepUpToken redeems code and returns why the ID token does not prove
+// a fresh step-up of the journey's user ("" when it does). Errors are
+// faults; a bad token is a reason.
+func (p *Plugin) checkStepUpToken(ctx context.Context, j store.Journey, st stepUpState, code string) (string, error) {
+	if code == "" {
+		return "no code", nil
+	}
+	prov, err := p.stepUp.discover(ctx)
+	if err != nil {
+		return "", err
+	}
+	octx := p.stepUp.context(ctx)
+	tok, err := p.oauthConfig(prov).Exchange(octx, code, oauth2.VerifierOption(st.Verifier))
+	if err != nil {
+		return "code exchange failed", nil
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	if raw == "" {
+		return "no ID token", nil
+	}
+	idt, err := prov.Verifier(&oidc.Config{ClientID: p.stepUp.cfg.ClientID, Now: p.s.Now}).Verify(octx, raw)
+	if err != nil {
+		return "ID token not valid", nil
+	}
+	var cl stepUpClaims
+	if err := idt.Claims(&cl); err != nil {
+		return "ID token claims not readable", nil
+	}
+	pr, err := p.progress(ctx, store.Journey{UserID: j.UserID})
+	if err != nil {
+		return "", err
+	}
+	skew := p.stepUp.cfg.ClockSkew
+	switch {
+	case idt.Nonce == "" || idt.Nonce != st.Nonce:
+		return "nonce mismatch", nil
+	case idt.Subject != j.UserID:
+		return "ID token of another user", nil
+	case cl.AuthTime == 0 || time.Unix(cl.AuthTime, 0).Before(st.Started.Add(-skew)):
+		return "authentication not fresh", nil
+	case pr.hasMFA && !hasSecondFactor(cl.AMR) && !slices.Contains(p.stepUp.cfg.ACRValues, cl.ACR):
+		return "no second factor", nil
+	}
+	return "", nil
+}
+
+func (p *Plugin) stepUpAudit(ctx context.Context, r *http.Request, j store.Journey, outcome, detail string) {
+	err := p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+		return p.audit(ctx, tx, r, "stepup.verify", j.ID, j.UserID, outcome, detail)
+	})
+	if err != nil {
+		p.log.ErrorContext(ctx, "sspr: audit failed", slog.Any("err", err))
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// accountPassword serves the signed-in change-password page. It runs a
+// step-up first unless one no older than StepUpMaxAge exists.
+func (p *Plugin) accountPassword(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	sess, err := p.signedIn(r)
+	if err != nil {
+		return err
+	}
+	pr, err := p.progress(ctx, store.Journey{UserID: sess.UserID})
+	if err != nil {
+		return err
+	}
+	fresh, err := p.freshStepUp(ctx, r, sess, pr)
+	if err != nil {
+		return err
+	}
+	binding := "account:" + sess.UserID + ":" + fmt.Sprint(sess.AuthTime.Unix())
+	if r.Method == http.MethodPost {
+		if err := p.checkPost(r, binding); err != nil {
+			return err
+		}
+	}
+	if !fresh {
+		if r.Method == http.MethodPost {
+			// The step-up expired while the form was open: start over.
+			p.redirect(w, "/account/password", nil)
+			return nil
+		}
+		return p.startStepUp(w, r, sess, pr, "/account/password")
+	}
+	page := p.passwordPageData(pr)
+	page.Action, page.Heading = p.basePath+"/account/password", "Change your password"
+	if r.Method != http.MethodPost {
+		p.render(w, r, http.StatusOK, "password", binding, page)
+		return nil
+	}
+	pw := r.PostForm.Get("password")
+	np, refused, err := p.vetPassword(ctx, pr, pw, r.PostForm.Get("confirm"), page)
+	if err != nil {
+		return err
+	}
+	if refused != nil {
+		p.render(w, r, http.StatusBadRequest, "password", binding, *refused)
+		return nil
+	}
+	j := store.Journey{UserID: sess.UserID}
+	if err := p.commitPassword(ctx, r, j, pr, np, pw, "password.change.signed-in"); err != nil {
+		return err
+	}
+	// Every session was revoked; keep this browser signed in.
+	if raiser, ok := p.s.Sessions.(SessionRaiser); ok {
+		if err := raiser.RaiseSession(w, r, sess); err != nil {
+			p.log.ErrorContext(ctx, "sspr: raise session after password change", slog.Any("err", err))
+		}
+	}
+	p.render(w, r, http.StatusOK, "changed", "", changedPage{AccountURL: p.accountURL()})
+	return nil
+}
+
+func (p *Plugin) accountURL() string {
+	if p.s.AccountURL != "" {
+		return p.s.AccountURL
+	}
+	return p.s.signIn.String()
+}
+
+// changedPage is the data of the page after a signed-in password change.
+type changedPage struct{ AccountURL string }
+
+// raiseAfterStepUp records an in-process step-up in the host session.
+func (p *Plugin) raiseAfterStepUp(w http.ResponseWriter, r *http.Request, j store.Journey) {
+	raiser, ok := p.s.Sessions.(SessionRaiser)
+	if !ok {
+		return
+	}
+	sess, err := p.s.Sessions.Session(r)
+	if err != nil || sess.UserID != j.UserID {
+		return
+	}
+	sess.AuthTime = p.s.Now()
+	for _, id := range j.Verified {
+		m := "otp"
+		switch id {
+		case "webauthn":
+			m = "hwk"
+		case "email":
+			m = "user"
+		}
+		if !slices.Contains(sess.AMR, m) {
+			sess.AMR = append(sess.AMR, m)
+		}
+	}
+	if hasSecondFactor(sess.AMR) && !slices.Contains(sess.AMR, "mfa") {
+		sess.AMR = append(sess.AMR, "mfa")
+	}
+	if err := raiser.RaiseSession(w, r, sess); err != nil {
+		p.log.ErrorContext(r.Context(), "sspr: raise session", slog.Any("err", err))
+	}
+}
+
+// stepUpTarget is where a finished step-up journey goes: the page that
+// asked for it (a URL sspr built), else fallback.
+func stepUpTarget(j store.Journey, fallback string) string {
+	if u, err := url.Parse(j.ReturnTo); err == nil && u.IsAbs() {
+		return j.ReturnTo
+	}
+	return fallback
+}

@@ -1,0 +1,160 @@
+package plugin_test
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/sessions"
+
+	"github.com/sspr-go/sspr/plugin"
+	"github.com/sspr-go/sspr/plugin/plugintest"
+)
+
+// hostSession is the host login session of the tests: a gorilla cookie
+// store, plus a /test-login endpoint that signs a user in with a given age
+// and AMR.
+func hostSession(t *testing.T) plugin.GorillaSession {
+	t.Helper()
+	cs := sessions.NewCookieStore([]byte("host session hash key, 32 bytes!"), []byte("host session block key 32 bytes!"))
+	cs.Options = &sessions.Options{Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: 3600}
+	return plugin.GorillaSession{Store: cs, Name: "host"}
+}
+
+func signInAs(t *testing.T, h *harness, b *plugintest.Browser, uid string, age time.Duration, amr string) {
+	t.Helper()
+	p := b.Get(h.srv.URL + "/test-login?" + "uid=" + uid + "&age=" + strconv.Itoa(int(age.Seconds())) + "&amr=" + url.QueryEscape(amr))
+	if p.Status != http.StatusOK {
+		t.Fatalf("test login: %d", p.Status)
+	}
+}
+
+// stepUpHarness is an MFA harness with a host session and its test login.
+func stepUpHarness(t *testing.T) (*harness, plugin.GorillaSession, *fixedFactor) {
+	t.Helper()
+	gs := hostSession(t)
+	h, key, _ := mfaHarness(t, func(c *plugin.Config) {
+		c.Sessions = gs
+		c.AccountURL = "http://127.0.0.1/account"
+	})
+	h.mux.HandleFunc("/test-login", func(w http.ResponseWriter, r *http.Request) {
+		age, _ := strconv.Atoi(r.URL.Query().Get("age"))
+		err := gs.RaiseSession(w, r, plugin.Session{UserID: r.URL.Query().Get("uid"),
+			AuthTime: h.clock.Now().Add(-time.Duration(age) * time.Second), AMR: strings.Fields(r.URL.Query().Get("amr"))})
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+		}
+	})
+	return h, gs, key
+}
+
+func TestChangePasswordNeedsSignIn(t *testing.T) {
+	h, _, _ := stepUpHarness(t)
+	p := plugintest.NewBrowser(t).Get(h.base + "/account/password")
+	if p.Status != http.StatusUnauthorized || !strings.Contains(p.Text(), "Sign in first") {
+		t.Fatalf("anonymous change page: %d %s", p.Status, p.Text())
+	}
+}
+
+func TestChangePasswordAfterInProcessStepUp(t *testing.T) {
+	h, gs, key := stepUpHarness(t)
+	b := plugintest.NewBrowser(t)
+	// Signed in 10 minutes ago with a password only: a step-up is needed.
+	signInAs(t, h, b, "u-alice", 10*time.Minute, "pwd")
+	p := b.Get(h.base + "/account/password")
+	if p.Status != http.StatusSeeOther || p.Header.Get("Location") != "/recovery/verify" {
+		t.Fatalf("stale session: %d %q", p.Status, p.Header.Get("Location"))
+	}
+	step := b.Follow(p)
+	if !strings.Contains(step.Text(), "Enter your key code") || key.begins != 1 {
+		t.Fatalf("step-up page: %s", step.Text())
+	}
+	// The password form can't be posted before the step-up.
+	_, v := step.Form("/recovery/verify")
+	v.Set("password", "orange-kite-42")
+	v.Set("confirm", "orange-kite-42")
+	if p := b.Post(h.base+"/account/password", v); p.Status == http.StatusOK || h.dir.password("u-alice") != "" {
+		t.Fatalf("change before step-up: %d", p.Status)
+	}
+	bad := b.Submit(step, "/recovery/verify", map[string]string{"code": "000000"})
+	if !strings.Contains(bad.Text(), "4 tries left") {
+		t.Fatalf("wrong step-up code: %s", bad.Text())
+	}
+	back := b.Submit(bad, "/recovery/verify", map[string]string{"code": "246810"})
+	if back.Status != http.StatusSeeOther || back.Header.Get("Location") != h.base+"/account/password" {
+		t.Fatalf("after step-up: %d %q", back.Status, back.Header.Get("Location"))
+	}
+	// The host session was raised: fresh, with a second factor.
+	req, _ := http.NewRequest(http.MethodGet, h.base+"/", nil)
+	for _, c := range back.Header.Values("Set-Cookie") {
+		if strings.HasPrefix(c, "host=") {
+			req.Header.Add("Cookie", strings.SplitN(c, ";", 2)[0])
+		}
+	}
+	sess, err := gs.Session(req)
+	if err != nil || !sess.AuthTime.Equal(h.clock.Now().Truncate(time.Second)) || !strings.Contains(strings.Join(sess.AMR, " "), "mfa") {
+		t.Fatalf("raised session: %+v %v", sess, err)
+	}
+	form := b.Follow(back)
+	if !strings.Contains(form.Text(), "Change your password") {
+		t.Fatalf("change form: %s", form.Text())
+	}
+	weak := b.Submit(form, "/recovery/account/password", map[string]string{"password": "password", "confirm": "password"})
+	if weak.Status != http.StatusBadRequest || !strings.Contains(weak.Text(), "too common") {
+		t.Fatalf("weak password: %d %s", weak.Status, weak.Text())
+	}
+	done := b.Submit(form, "/recovery/account/password", map[string]string{"password": "orange-kite-42", "confirm": "orange-kite-42"})
+	if done.Status != http.StatusOK || !strings.Contains(done.Text(), "Your password was changed") {
+		t.Fatalf("change: %d %s", done.Status, done.Text())
+	}
+	if h.dir.password("u-alice") != "orange-kite-42" || h.dir.revoked["u-alice"] != 1 {
+		t.Fatalf("directory: password %q revoked %d", h.dir.password("u-alice"), h.dir.revoked["u-alice"])
+	}
+	h.deliver()
+	if msgs := h.mail.to("alice@example.com"); len(msgs) == 0 || !strings.Contains(msgs[len(msgs)-1].Subject, "was changed") {
+		t.Fatalf("no change notice: %+v", msgs)
+	}
+	if got := h.audit("password.change.signed-in"); len(got) != 1 || got[0].Outcome != "ok" {
+		t.Fatalf("audit: %+v", got)
+	}
+	// Six minutes later the step-up is too old: the page asks again.
+	h.clock.Advance(6 * time.Minute)
+	if p := b.Get(h.base + "/account/password"); p.Header.Get("Location") != "/recovery/verify" {
+		t.Fatalf("after StepUpMaxAge: %d %q", p.Status, p.Header.Get("Location"))
+	}
+}
+
+func TestFreshMFASessionNeedsNoStepUp(t *testing.T) {
+	h, _, key := stepUpHarness(t)
+	b := plugintest.NewBrowser(t)
+	signInAs(t, h, b, "u-alice", time.Minute, "pwd otp mfa")
+	p := b.Get(h.base + "/account/password")
+	if p.Status != http.StatusOK || !strings.Contains(p.Text(), "Change your password") || key.begins != 0 {
+		t.Fatalf("fresh MFA session: %d %s", p.Status, p.Text())
+	}
+	// A fresh session with a password only is not enough for an MFA user.
+	b2 := plugintest.NewBrowser(t)
+	signInAs(t, h, b2, "u-alice", time.Minute, "pwd")
+	if p := b2.Get(h.base + "/account/password"); p.Status != http.StatusSeeOther {
+		t.Fatalf("fresh password-only session of an MFA user: %d", p.Status)
+	}
+}
+
+func TestStepUpOfAnotherUserDoesNotCount(t *testing.T) {
+	h, _, _ := stepUpHarness(t)
+	b := plugintest.NewBrowser(t)
+	signInAs(t, h, b, "u-alice", 10*time.Minute, "pwd")
+	step := b.Follow(b.Get(h.base + "/account/password"))
+	back := b.Submit(step, "/recovery/verify", map[string]string{"code": "246810"})
+	if back.Status != http.StatusSeeOther {
+		t.Fatalf("step-up: %d", back.Status)
+	}
+	// Another user signs in in the same browser: alice's step-up is not his.
+	signInAs(t, h, b, "u-carol", 10*time.Minute, "pwd")
+	if p := b.Get(h.base + "/account/password"); strings.Contains(p.Text(), "Change your password") {
+		t.Fatalf("carol used alice's step-up: %s", p.Text())
+	}
+}
