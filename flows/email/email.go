@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sspr-go/sspr/flows"
+	"github.com/sspr-go/sspr/flows/internal/challenge"
 	"github.com/sspr-go/sspr/plugin/store"
 )
 
@@ -138,15 +139,15 @@ func (f *Flow) Begin(ctx context.Context, r flows.BeginRequest) error {
 	if r.Resend {
 		c, err := r.Tx.LatestChallenge(ctx, r.JourneyID, ID)
 		if err != nil {
-			return mapStoreError(fmt.Errorf("email: resend: %w", err))
+			return challenge.MapStoreError(fmt.Errorf("email: resend: %w", err))
 		}
 		if _, err := r.Tx.ReissueChallenge(ctx, c.ID, tokenHash, codeHash, now.Add(f.cfg.CodeTTL), f.cfg.MaxResends); err != nil {
-			return mapStoreError(fmt.Errorf("email: resend: %w", err))
+			return challenge.MapStoreError(fmt.Errorf("email: resend: %w", err))
 		}
 		ref = string(c.Data)
 	} else {
 		c := store.Challenge{
-			ID:          base64.RawURLEncoding.EncodeToString(randomBytes(16)),
+			ID:          base64.RawURLEncoding.EncodeToString(challenge.RandomBytes(16)),
 			JourneyID:   r.JourneyID,
 			Flow:        ID,
 			TokenHash:   tokenHash,
@@ -188,7 +189,7 @@ func (f *Flow) Verify(ctx context.Context, r flows.VerifyRequest) error {
 	}
 	c, err := r.Tx.LatestChallenge(ctx, r.JourneyID, ID)
 	if err != nil {
-		return mapStoreError(fmt.Errorf("email: verify: %w", err))
+		return challenge.MapStoreError(fmt.Errorf("email: verify: %w", err))
 	}
 	c, err = r.Tx.ConsumeCode(ctx, c.ID, r.Env.MAC("email code", []byte(r.JourneyID), []byte(code)), r.Env.Now())
 	if err != nil {
@@ -199,7 +200,7 @@ func (f *Flow) Verify(ctx context.Context, r flows.VerifyRequest) error {
 			}
 			return &flows.VerifyError{Err: flows.ErrWrongResponse, AttemptsLeft: left}
 		}
-		return mapStoreError(fmt.Errorf("email: verify: %w", err))
+		return challenge.MapStoreError(fmt.Errorf("email: verify: %w", err))
 	}
 	return nil
 }
@@ -211,7 +212,7 @@ func (f *Flow) PeekLink(ctx context.Context, st store.Tx, env flows.Env, token s
 	}
 	c, err := st.ChallengeByToken(ctx, hashToken(token))
 	if err != nil {
-		return "", mapStoreError(fmt.Errorf("email: link: %w", err))
+		return "", challenge.MapStoreError(fmt.Errorf("email: link: %w", err))
 	}
 	switch {
 	case !c.UsedAt.IsZero():
@@ -231,25 +232,9 @@ func (f *Flow) RedeemLink(ctx context.Context, st store.Tx, env flows.Env, token
 	}
 	c, err := st.ConsumeToken(ctx, hashToken(token), env.Now())
 	if err != nil {
-		return "", mapStoreError(fmt.Errorf("email: link: %w", err))
+		return "", challenge.MapStoreError(fmt.Errorf("email: link: %w", err))
 	}
 	return c.JourneyID, nil
-}
-
-// mapStoreError turns store sentinels into flows sentinels, keeping other
-// errors (faults) as they are.
-func mapStoreError(err error) error {
-	for _, m := range []struct{ from, to error }{
-		{store.ErrNotFound, flows.ErrNoChallenge},
-		{store.ErrUsed, flows.ErrUsed},
-		{store.ErrExpired, flows.ErrExpired},
-		{store.ErrExhausted, flows.ErrExhausted},
-	} {
-		if errors.Is(err, m.from) {
-			return fmt.Errorf("%w (%w)", m.to, err)
-		}
-	}
-	return err
 }
 
 // NormalizeCode removes spaces and dashes from s and reports whether the
@@ -285,14 +270,8 @@ func Mask(addr string) string {
 	return string(first) + "•••" + addr[at:]
 }
 
-func randomBytes(n int) []byte {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // never fails since Go 1.24
-	return b
-}
-
 func randomToken() (string, error) {
-	return base64.RawURLEncoding.EncodeToString(randomBytes(tokenBytes)), nil
+	return base64.RawURLEncoding.EncodeToString(challenge.RandomBytes(tokenBytes)), nil
 }
 
 func randomCode(digits int) (string, error) {

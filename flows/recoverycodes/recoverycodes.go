@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/sspr-go/sspr/flows"
+	"github.com/sspr-go/sspr/flows/internal/challenge"
 	"github.com/sspr-go/sspr/plugin/store"
 )
 
@@ -144,7 +145,7 @@ func (f *Flow) Generate(ctx context.Context, st store.FactorStore, env flows.Env
 		}
 		for _, c := range codes {
 			err := tx.CreateFactor(ctx, store.Factor{
-				ID:        randomID(),
+				ID:        challenge.RandomID(),
 				UserID:    userID,
 				Flow:      ID,
 				Name:      Name,
@@ -174,7 +175,8 @@ func (f *Flow) Generate(ctx context.Context, st store.FactorStore, env flows.Env
 // is kept, so beginning again (or r.Resend) never resets the count. For a
 // decoy it does the same.
 func (f *Flow) Begin(ctx context.Context, r flows.BeginRequest) error {
-	return beginChallenge(ctx, r.Tx, r.JourneyID, r.Env.Now())
+	_, err := challenges().Begin(ctx, r.Tx, r.JourneyID, r.Env.Now(), nil)
+	return err
 }
 
 // Verify checks the code in the form field "code" (case, spaces and dashes
@@ -190,22 +192,22 @@ func (f *Flow) Verify(ctx context.Context, r flows.VerifyRequest) error {
 		return flows.ErrMalformed
 	}
 	now := r.Env.Now()
-	c, err := liveChallenge(ctx, r.Tx, r.JourneyID, now)
+	c, err := challenges().Live(ctx, r.Tx, r.JourneyID, now)
 	if err != nil {
 		return err
 	}
 	// The hash is computed for a decoy too, so both do the same work.
 	h := mac(r.Env, r.Subject.UserID, code)
 	if r.Subject.UserID == "" {
-		return countWrong(ctx, r.Tx, c, now)
+		return challenges().CountWrong(ctx, r.Tx, c, now)
 	}
 	if _, err := r.Tx.ConsumeFactor(ctx, r.Subject.UserID, ID, h); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return countWrong(ctx, r.Tx, c, now)
+			return challenges().CountWrong(ctx, r.Tx, c, now)
 		}
 		return fmt.Errorf("recoverycodes: verify: %w", err)
 	}
-	return acceptChallenge(ctx, r.Tx, c, now)
+	return challenges().Accept(ctx, r.Tx, c, now)
 }
 
 // mac is the keyed hash stored for a normalized code.
@@ -249,6 +251,6 @@ func normalized(c string) string { return strings.ReplaceAll(c, "-", "") }
 // newCode returns a fresh code: 80 bits from crypto/rand in 16 characters
 // of the alphabet, grouped by four.
 func newCode() string {
-	s := base32.NewEncoding(alphabet).WithPadding(base32.NoPadding).EncodeToString(randomBytes(CodeBits / 8))
+	s := base32.NewEncoding(alphabet).WithPadding(base32.NoPadding).EncodeToString(challenge.RandomBytes(CodeBits / 8))
 	return s[0:4] + "-" + s[4:8] + "-" + s[8:12] + "-" + s[12:16]
 }

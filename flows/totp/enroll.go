@@ -18,6 +18,7 @@ import (
 	pqtotp "github.com/pquerna/otp/totp"
 
 	"github.com/sspr-go/sspr/flows"
+	"github.com/sspr-go/sspr/flows/internal/challenge"
 	"github.com/sspr-go/sspr/plugin/store"
 )
 
@@ -76,7 +77,7 @@ func (f *Flow) Enroll(ctx context.Context, userID, account string) (Enrollment, 
 	if account == "" {
 		account = userID
 	}
-	secret := randomBytes(SecretSize)
+	secret := challenge.RandomBytes(SecretSize)
 	key, err := pqtotp.Generate(pqtotp.GenerateOpts{
 		Issuer:      f.cfg.Issuer,
 		AccountName: account,
@@ -97,7 +98,7 @@ func (f *Flow) Enroll(ctx context.Context, userID, account string) (Enrollment, 
 		return Enrollment{}, fmt.Errorf("totp: enroll: qr code: %w", err)
 	}
 	exp := f.cfg.Now().Add(EnrollmentTTL).Truncate(time.Second) // the token keeps seconds
-	p := pending{userID: userID, factorID: randomID(), secret: secret, expires: exp}
+	p := pending{userID: userID, factorID: challenge.RandomID(), secret: secret, expires: exp}
 	return Enrollment{
 		Secret:    key.Secret(),
 		URL:       key.URL(),
@@ -174,7 +175,7 @@ func (f *Flow) AddSecret(ctx context.Context, st store.FactorStore, userID, name
 		return store.Factor{}, fmt.Errorf("totp: add secret: %w", err)
 	}
 	now := f.cfg.Now()
-	id := randomID()
+	id := challenge.RandomID()
 	fa := store.Factor{
 		ID:        id,
 		UserID:    userID,

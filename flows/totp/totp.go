@@ -156,7 +156,8 @@ func (f *Flow) Options(ctx context.Context, s flows.Subject) ([]flows.Option, er
 // is kept, so beginning again (or r.Resend) never resets the count. For a
 // decoy it does the same.
 func (f *Flow) Begin(ctx context.Context, r flows.BeginRequest) error {
-	return beginChallenge(ctx, r.Tx, r.JourneyID, r.Env.Now())
+	_, err := challenges().Begin(ctx, r.Tx, r.JourneyID, r.Env.Now(), nil)
+	return err
 }
 
 // Verify checks the code in the form field "code" (6 digits, spaces
@@ -175,7 +176,7 @@ func (f *Flow) Verify(ctx context.Context, r flows.VerifyRequest) error {
 		return flows.ErrMalformed
 	}
 	now := r.Env.Now()
-	c, err := liveChallenge(ctx, r.Tx, r.JourneyID, now)
+	c, err := challenges().Live(ctx, r.Tx, r.JourneyID, now)
 	if err != nil {
 		return err
 	}
@@ -184,9 +185,9 @@ func (f *Flow) Verify(ctx context.Context, r flows.VerifyRequest) error {
 		return err
 	}
 	if !ok {
-		return countWrong(ctx, r.Tx, c, now)
+		return challenges().CountWrong(ctx, r.Tx, c, now)
 	}
-	return acceptChallenge(ctx, r.Tx, c, now)
+	return challenges().Accept(ctx, r.Tx, c, now)
 }
 
 // check reports whether code is right for one of the user's authenticators
