@@ -35,6 +35,44 @@
 //	GET  /password      new password form, once the policy is met
 //	POST /password      policy, history, set via the [Directory], revoke, notify, audit
 //	GET  /done          "your password was changed", with a link back to sign-in
+//	POST /verify/method switch to another of the user's methods (each begun once per journey)
+//	GET|POST /account/password   signed-in password change, after a fresh step-up
+//	GET  /stepup/callback        return from the provider after an OIDC step-up
+//
+// # Policy
+//
+// A journey needs one contact channel (email, SMS) and, when the user has
+// any bound authenticator (TOTP, passkey, recovery codes), one of those: a
+// reset never bypasses MFA. [Config.MethodsRequired] and
+// [Config.RequireDifferentKinds] ask for more; administrators
+// ([AdminChecker]) always need two methods of different kinds and never
+// knowledge questions. A user who cannot meet the policy is sent to the
+// helpdesk ([Config.HelpURL]). The password form, and a direct POST to it,
+// stay closed until the policy is met; a user with MFA may choose a
+// password of 8 characters, one without needs 15.
+//
+// # Step-up for signed-in users
+//
+// With [Config.Sessions] the host tells sspr who is signed in, when they
+// authenticated and how ([Session]: user ID, auth time, RFC 8176 amr). The
+// change-password page needs a step-up no older than [Config.StepUpMaxAge]
+// (5 minutes): a host session that is that fresh and shows a second factor,
+// or a step-up journey of this browser. Otherwise sspr runs one:
+//
+//   - in-process (the default): sspr's own verification pages ask for a
+//     bound factor (or, for users without one, a contact channel); then a
+//     [SessionRaiser] raises the host session (fresh auth_time, amr with the
+//     factor and "mfa"), so the provider's next login reuses it;
+//   - through the provider ([Config.StepUp], [OIDCStepUp]): sspr sends the
+//     user to the provider's /authorize with prompt=login, max_age=0,
+//     acr_values, login_hint, a nonce, PKCE and a state bound to the
+//     journey, verifies the ID token with go-oidc and then checks itself
+//     that the nonce matches, sub is the signed-in user, auth_time is not
+//     older than the step-up's start (minus ClockSkew), and amr (or acr)
+//     shows a second factor.
+//
+// [GorillaSession] adapts a gorilla/sessions session to [SessionSource] and
+// [SessionRaiser].
 //
 // # Security properties
 //

@@ -27,3 +27,7 @@ var script string
 // (pages carry it, translated) and needs no inline script, so it runs
 // under "script-src 'self'".
 func Script() []byte { return []byte(script) }
+
+// Script returns the page script (the same as the package's [Script]); the
+// plugin serves it at <base>/static/webauthn.js.
+func (f *Flow) Script() []byte { return Script() }
