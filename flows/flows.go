@@ -230,3 +230,12 @@ type Prompter interface {
 	// Prompt describes the verification page.
 	Prompt() Prompt
 }
+
+// AuthMethoder is implemented by bound flows to name the RFC 8176 "amr"
+// value that a verification with them proves ("otp" for an app code or a
+// recovery code, "hwk" for a passkey). sspr adds it (and "mfa") to the
+// host's session after an in-process step-up.
+type AuthMethoder interface {
+	// AuthMethod returns the "amr" value.
+	AuthMethod() string
+}

@@ -42,6 +42,8 @@ func (f *fixedFactor) Options(_ context.Context, s flows.Subject) ([]flows.Optio
 	return []flows.Option{{Flow: f.id, Hint: "Test key " + f.id}}, nil
 }
 
+func (f *fixedFactor) AuthMethod() string { return "otp" }
+
 func (f *fixedFactor) Prompt() flows.Prompt {
 	return flows.Prompt{Page: "code", Heading: "Enter your " + f.id + " code", Label: "Test code", InputMode: "numeric",
 		Autocomplete: "one-time-code", MaxLength: 6, Choice: "Test " + f.id}

@@ -16,6 +16,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
+	"github.com/sspr-go/sspr/flows"
 	"github.com/sspr-go/sspr/plugin/store"
 )
 
@@ -442,15 +443,9 @@ func (p *Plugin) raiseAfterStepUp(w http.ResponseWriter, r *http.Request, j stor
 	}
 	sess.AuthTime = p.s.Now()
 	for _, id := range j.Verified {
-		m := "otp"
-		switch id {
-		case "webauthn":
-			m = "hwk"
-		case "email":
-			m = "user"
-		}
-		if !slices.Contains(sess.AMR, m) {
-			sess.AMR = append(sess.AMR, m)
+		// A contact channel proves no factor: it only refreshes auth_time.
+		if am, ok := p.byID[id].(flows.AuthMethoder); ok && !slices.Contains(sess.AMR, am.AuthMethod()) {
+			sess.AMR = append(sess.AMR, am.AuthMethod())
 		}
 	}
 	if hasSecondFactor(sess.AMR) && !slices.Contains(sess.AMR, "mfa") {

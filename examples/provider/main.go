@@ -7,6 +7,7 @@
 //	SSPR_ISSUER  -issuer  external URL (default http://localhost:9998)
 //	SSPR_DATA    -data    folder for the SQLite files and keys (default ./data)
 //	SSPR_SMTP    -smtp    smtp://host:port; unset means the dev mailbox
+//	SSPR_STEPUP  -stepup  "oidc" for step-up through the provider; unset means sspr's own pages
 package main
 
 import (
@@ -42,6 +43,7 @@ func run(args []string) error {
 	issuer := fs.String("issuer", env("SSPR_ISSUER", "http://localhost:9998"), "external URL of the provider (env SSPR_ISSUER)")
 	data := fs.String("data", env("SSPR_DATA", "./data"), "folder for the SQLite files and keys, created if missing (env SSPR_DATA)")
 	smtp := fs.String("smtp", env("SSPR_SMTP", ""), "mail server smtp://host:port; empty means the dev mailbox (env SSPR_SMTP)")
+	stepUp := fs.String("stepup", env("SSPR_STEPUP", ""), `"oidc": step-up through the provider; empty: sspr's own pages (env SSPR_STEPUP)`)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -54,7 +56,7 @@ func run(args []string) error {
 	defer stop()
 
 	srv, err := server.New(ctx, server.Config{
-		Addr: *addr, Issuer: *issuer, DataDir: *data, SMTP: *smtp, Logger: logger,
+		Addr: *addr, Issuer: *issuer, DataDir: *data, SMTP: *smtp, StepUp: *stepUp, Logger: logger,
 	})
 	if err != nil {
 		return err
@@ -72,7 +74,12 @@ Demo Provider listening on %s (issuer %s)
   (go run ./examples/relyingparty), or %s/ for the provider's home page.
   Sign in as %s (or %s) with the password %q,
   or choose "Forgot password?" on the sign-in page.
-`, *addr, iss, iss, server.DemoEmail, server.DemoUsername, server.DemoPassword)
+  Two-step verification: sign in as %s (or %s) with the password %q,
+  then enter the code of the TOTP secret %s
+  (DEMO ONLY: the secret is public; add it to an authenticator app or run
+  oathtool --totp -b %s). Your account: %s/account
+`, *addr, iss, iss, server.DemoEmail, server.DemoUsername, server.DemoPassword,
+		server.BobEmail, server.BobUsername, server.BobPassword, server.BobTOTPSecret, server.BobTOTPSecret, iss)
 	if srv.Mailbox() != nil {
 		fmt.Printf("  No SMTP server set: messages are logged and listed at %s/dev/mailbox\n", iss)
 	}

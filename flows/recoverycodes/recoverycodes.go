@@ -254,3 +254,7 @@ func newCode() string {
 	s := base32.NewEncoding(alphabet).WithPadding(base32.NoPadding).EncodeToString(challenge.RandomBytes(CodeBits / 8))
 	return s[0:4] + "-" + s[4:8] + "-" + s[8:12] + "-" + s[12:16]
 }
+
+// AuthMethod returns "otp" (RFC 8176): a recovery code is a one-time
+// password.
+func (f *Flow) AuthMethod() string { return "otp" }

@@ -286,3 +286,6 @@ func NormalizeCode(s string) (string, bool) {
 	}
 	return b.String(), true
 }
+
+// AuthMethod returns "otp" (RFC 8176): a code from an authenticator app.
+func (f *Flow) AuthMethod() string { return "otp" }

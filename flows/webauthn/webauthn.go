@@ -411,3 +411,7 @@ func credentialFactorID(credID []byte) string {
 	sum := sha256.Sum256(append([]byte("sspr webauthn credential\x00"), credID...))
 	return ID + "-" + base64.RawURLEncoding.EncodeToString(sum[:])
 }
+
+// AuthMethod returns "hwk" (RFC 8176): proof of possession of a key held
+// by an authenticator, with user verification.
+func (f *Flow) AuthMethod() string { return "hwk" }

@@ -23,7 +23,9 @@ var errWrongCredentials = errors.New("server: wrong username or password")
 // Directory is the provider's user table. The sign-in page checks passwords
 // against it and sspr uses it as its plugin.Directory, so a password set by
 // a reset is the one the next sign-in checks. It also implements the
-// optional plugin.SessionRevoker capability. It is safe for concurrent use.
+// optional plugin.SessionRevoker capability, and keeps each user's session
+// epoch, which ends the provider's sign-in sessions (see
+// [Directory.RevokeSessions]). It is safe for concurrent use.
 type Directory struct {
 	db     *sql.DB
 	hasher *password.Hasher
@@ -51,8 +53,12 @@ CREATE TABLE IF NOT EXISTS users (
 	display_name        TEXT NOT NULL,
 	password_hash       TEXT NOT NULL,
 	password_changed_at INTEGER NOT NULL,
-	created_at          INTEGER NOT NULL
+	created_at          INTEGER NOT NULL,
+	session_epoch       INTEGER NOT NULL DEFAULT 0
 ) STRICT;`
+
+// addSessionEpoch upgrades a users table created before sign-in sessions.
+const addSessionEpoch = `ALTER TABLE users ADD COLUMN session_epoch INTEGER NOT NULL DEFAULT 0`
 
 // identifierKey is how usernames and emails are compared: surrounding space
 // trimmed, Unicode NFC, case folded.
@@ -63,6 +69,24 @@ func identifierKey(s string) string {
 func (d *Directory) migrate(ctx context.Context) error {
 	if _, err := d.db.ExecContext(ctx, schema); err != nil {
 		return fmt.Errorf("server: migrate users: %w", err)
+	}
+	hasEpoch := func() (bool, error) {
+		var ok bool
+		err := d.db.QueryRowContext(ctx,
+			`SELECT EXISTS(SELECT 1 FROM pragma_table_info('users') WHERE name = 'session_epoch')`).Scan(&ok)
+		return ok, err
+	}
+	ok, err := hasEpoch()
+	if err != nil {
+		return fmt.Errorf("server: migrate users: %w", err)
+	}
+	if !ok {
+		if _, err := d.db.ExecContext(ctx, addSessionEpoch); err != nil {
+			// Another process may have added it in the meantime.
+			if ok, _ := hasEpoch(); !ok {
+				return fmt.Errorf("server: migrate users: %w", err)
+			}
+		}
 	}
 	return nil
 }
@@ -139,14 +163,35 @@ func (d *Directory) SetPassword(ctx context.Context, id, password string) error 
 	return nil
 }
 
-// RevokeSessions implements plugin.SessionRevoker: it drops every access
-// and refresh token of the user and every sign-in that was completed but not
-// yet redeemed for tokens. The provider keeps no other session: each sign-in
-// asks for the password.
+// RevokeSessions implements plugin.SessionRevoker. It ends the user's
+// sign-in sessions in every browser by raising the user's session epoch
+// (a session cookie that carries an older epoch is refused), and drops
+// every access and refresh token of the user, every sign-in that was
+// completed but not yet redeemed for tokens and every password accepted on
+// a sign-in that still waits for its second factor. An unknown user is not
+// an error.
 func (d *Directory) RevokeSessions(ctx context.Context, userID string) error {
+	if _, err := d.db.ExecContext(ctx,
+		`UPDATE users SET session_epoch = session_epoch + 1 WHERE id = ?`, userID); err != nil {
+		return fmt.Errorf("server: revoke sessions: %w", err)
+	}
 	n := d.revoke(userID)
 	d.logger.InfoContext(ctx, "sessions revoked", slog.String("user", userID), slog.Int("tokens", n))
 	return nil
+}
+
+// sessionEpoch returns the user's current session epoch, or an error
+// matching plugin.ErrUserNotFound.
+func (d *Directory) sessionEpoch(ctx context.Context, userID string) (int64, error) {
+	var epoch int64
+	err := d.db.QueryRowContext(ctx, `SELECT session_epoch FROM users WHERE id = ?`, userID).Scan(&epoch)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("server: session epoch of %q: %w", userID, plugin.ErrUserNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("server: session epoch: %w", err)
+	}
+	return epoch, nil
 }
 
 // authenticate checks a password. Unknown users and wrong passwords give the

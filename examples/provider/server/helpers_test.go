@@ -214,7 +214,14 @@ func authorize(t *testing.T, f *fixture, identifier, password string) (*oidc.IDT
 // finish signs in on a login page and redeems the code.
 func (r *rp) finish(t *testing.T, c *http.Client, issuer string, login page, identifier, password string) (*oidc.IDToken, *oauth2.Token) {
 	t.Helper()
-	res := signIn(t, c, issuer, login, identifier, password)
+	return r.redeem(t, signIn(t, c, issuer, login, identifier, password))
+}
+
+// redeem takes the redirect to the client (res, a 302 the browser did not
+// follow), checks its state, exchanges its code and verifies the ID token
+// and its nonce.
+func (r *rp) redeem(t *testing.T, res page) (*oidc.IDToken, *oauth2.Token) {
+	t.Helper()
 	if res.resp.StatusCode != http.StatusFound {
 		t.Fatalf("sign in: status %d, want 302 to the client; body:\n%s", res.resp.StatusCode, res.body)
 	}

@@ -28,10 +28,15 @@ const (
 	// maxPendingRequests bounds the memory anonymous /authorize calls can
 	// take between two sweeps.
 	maxPendingRequests = 10_000
+	// maxCodeAttempts is how many second-factor codes one sign-in accepts;
+	// after that the user must start again from the app.
+	maxCodeAttempts = 5
 )
 
 var (
 	errRequestNotFound = errors.New("server: authorization request not found or expired")
+	errRequestLocked   = errors.New("server: authorization request locked after too many wrong codes")
+	errTooManyRequests = errors.New("server: too many pending authorization requests")
 	errTokenNotFound   = errors.New("server: token not found or expired")
 	errClientNotFound  = errors.New("server: client not found")
 	errClientSecret    = errors.New("server: wrong client secret")
@@ -51,11 +56,29 @@ type authRequest struct {
 	responseMode  oidc.ResponseMode
 	codeChallenge *oidc.CodeChallenge
 	loginHint     string
+	prompt        []string
+	maxAge        time.Duration // valid when hasMaxAge
+	hasMaxAge     bool
+	acrValues     []string
 
-	// Set by the login page.
+	// local marks a sign-in the provider started for its own pages (the
+	// account page): op never sees it, and it ends at returnTo instead of
+	// at a client.
+	local    bool
+	returnTo string
+
+	// Set by the login page once the password was right for a user with a
+	// second factor; codeAttempts counts the codes tried (at most
+	// maxCodeAttempts, then the request is locked).
+	mfaUserID    string
+	codeAttempts int
+
+	// Set by the login page. Before that, userID is the subject of the
+	// id_token_hint, if any.
 	userID   string
 	authTime time.Time
 	amr      []string
+	acr      string
 	done     bool
 
 	// Set by SaveAuthCode.
@@ -66,7 +89,7 @@ type authRequest struct {
 var _ op.AuthRequest = (*authRequest)(nil)
 
 func (a *authRequest) GetID() string                         { return a.id }
-func (a *authRequest) GetACR() string                        { return "" }
+func (a *authRequest) GetACR() string                        { return a.acr }
 func (a *authRequest) GetAMR() []string                      { return slices.Clone(a.amr) }
 func (a *authRequest) GetAudience() []string                 { return []string{a.clientID} }
 func (a *authRequest) GetAuthTime() time.Time                { return a.authTime }
@@ -90,8 +113,29 @@ func (a *authRequest) clone() *authRequest {
 	c := *a
 	c.scopes = slices.Clone(a.scopes)
 	c.amr = slices.Clone(a.amr)
+	c.prompt = slices.Clone(a.prompt)
+	c.acrValues = slices.Clone(a.acrValues)
 	return &c
 }
+
+// locked reports whether the request took its last wrong code: the user
+// must start again from the app.
+func (a *authRequest) locked() bool { return !a.done && a.codeAttempts >= maxCodeAttempts }
+
+// forcesLogin reports whether the request asks for a fresh sign-in
+// whatever the browser's session: prompt=login or select_account, or
+// max_age=0 (op turns prompt=login into max_age=0 as well).
+func (a *authRequest) forcesLogin() bool {
+	return slices.Contains(a.prompt, oidc.PromptLogin) || slices.Contains(a.prompt, oidc.PromptSelectAccount) ||
+		(a.hasMaxAge && a.maxAge == 0)
+}
+
+// promptNone reports whether the request forbids showing any page.
+func (a *authRequest) promptNone() bool { return slices.Contains(a.prompt, oidc.PromptNone) }
+
+// wantsMFA reports whether the client asked for a second factor through
+// acr_values.
+func (a *authRequest) wantsMFA() bool { return slices.Contains(a.acrValues, ACRMFA) }
 
 type accessToken struct {
 	id             string
@@ -132,11 +176,11 @@ func (r *refreshTokenRequest) SetCurrentScopes(scopes []string) { r.t.scopes = s
 // oidcStorage implements op.Storage. Users come from the [Directory];
 // authorization requests, codes and tokens live in memory.
 type oidcStorage struct {
-	client *client
-	users  *Directory
-	key    *signingKey
-	now    func() time.Time
-	logger *slog.Logger
+	clients map[string]*client
+	users   *Directory
+	key     *signingKey
+	now     func() time.Time
+	logger  *slog.Logger
 
 	mu       sync.Mutex
 	requests map[string]*authRequest
@@ -150,9 +194,13 @@ var (
 	_ op.CanSetUserinfoFromRequest = (*oidcStorage)(nil)
 )
 
-func newOIDCStorage(c *client, users *Directory, key *signingKey, now func() time.Time, logger *slog.Logger) *oidcStorage {
+func newOIDCStorage(cs []*client, users *Directory, key *signingKey, now func() time.Time, logger *slog.Logger) *oidcStorage {
+	clients := map[string]*client{}
+	for _, c := range cs {
+		clients[c.id] = c
+	}
 	return &oidcStorage{
-		client:   c,
+		clients:  clients,
 		users:    users,
 		key:      key,
 		now:      now,
@@ -164,13 +212,11 @@ func newOIDCStorage(c *client, users *Directory, key *signingKey, now func() tim
 	}
 }
 
-// CreateAuthRequest stores a validated authorization request. This provider
-// keeps no browser session, so prompt=none can never succeed; PKCE is
-// optional but, when used, must be S256.
+// CreateAuthRequest stores a validated authorization request with its
+// prompt, max_age and acr_values, which the login page honours (op does
+// not). PKCE is optional but, when used, must be S256. userID is the
+// subject of a valid id_token_hint, if any.
 func (s *oidcStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest, userID string) (op.AuthRequest, error) {
-	if slices.Contains(req.Prompt, oidc.PromptNone) {
-		return nil, oidc.ErrLoginRequired()
-	}
 	var challenge *oidc.CodeChallenge
 	if req.CodeChallenge != "" {
 		if req.CodeChallengeMethod != oidc.CodeChallengeMethodS256 {
@@ -195,50 +241,129 @@ func (s *oidcStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthReque
 		responseMode:  req.ResponseMode,
 		codeChallenge: challenge,
 		loginHint:     req.LoginHint,
+		prompt:        slices.Clone(req.Prompt),
+		acrValues:     slices.Clone(req.ACRValues),
 		userID:        userID,
 	}
+	if req.MaxAge != nil {
+		a.maxAge, a.hasMaxAge = time.Duration(*req.MaxAge)*time.Second, true
+	}
+	if err := s.add(a); err != nil {
+		return nil, oidc.ErrServerError().WithDescription("Too many pending sign-ins; try again in a few minutes.")
+	}
+	return a.clone(), nil
+}
 
+// createLocalRequest starts a sign-in for the provider's own pages, which
+// ends at returnTo (a path on this server). op never sees it.
+func (s *oidcStorage) createLocalRequest(returnTo string) (string, error) {
+	id, err := randomToken(16)
+	if err != nil {
+		return "", err
+	}
+	return id, s.add(&authRequest{id: id, createdAt: s.now(), local: true, returnTo: returnTo})
+}
+
+// add stores a new request, unless too many are pending.
+func (s *oidcStorage) add(a *authRequest) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.requests) >= maxPendingRequests {
-		s.sweepLocked(now)
+		s.sweepLocked(s.now())
 		if len(s.requests) >= maxPendingRequests {
-			return nil, oidc.ErrServerError().WithDescription("Too many pending sign-ins; try again in a few minutes.")
+			return errTooManyRequests
 		}
 	}
-	s.requests[id] = a
-	return a.clone(), nil
+	s.requests[a.id] = a
+	return nil
 }
 
 // pendingRequest returns a copy of a live authorization request.
 func (s *oidcStorage) pendingRequest(id string) (*authRequest, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a, ok := s.requests[id]
-	if !ok || s.now().Sub(a.createdAt) > authRequestTTL {
-		return nil, errRequestNotFound
+	a, err := s.liveLocked(id)
+	if err != nil {
+		return nil, err
 	}
 	return a.clone(), nil
 }
 
-// completeRequest records a successful sign-in on a pending request.
-func (s *oidcStorage) completeRequest(id, userID string, authTime time.Time, amr []string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// liveLocked returns a request that has not expired and has no code yet.
+func (s *oidcStorage) liveLocked(id string) (*authRequest, error) {
 	a, ok := s.requests[id]
 	if !ok || s.now().Sub(a.createdAt) > authRequestTTL || a.code != "" {
+		return nil, errRequestNotFound
+	}
+	return a, nil
+}
+
+// completeRequest records a successful sign-in on a pending request. It
+// refuses a request that is already complete or locked.
+func (s *oidcStorage) completeRequest(id, userID string, authTime time.Time, amr []string, acr string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, err := s.liveLocked(id)
+	if err != nil || a.done || a.locked() {
 		return errRequestNotFound
 	}
 	a.userID = userID
 	a.authTime = authTime
 	a.amr = slices.Clone(amr)
+	a.acr = acr
 	a.done = true
 	return nil
 }
 
-// AuthRequestByID returns a copy of a pending request.
+// passwordVerified records that userID gave the right password and now
+// owes a second factor. The code attempts already made stay counted.
+func (s *oidcStorage) passwordVerified(id, userID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, err := s.liveLocked(id)
+	if err != nil || a.done || a.locked() {
+		return errRequestNotFound
+	}
+	a.mfaUserID = userID
+	return nil
+}
+
+// beginCodeAttempt counts one code attempt on a request that waits for a
+// second factor and returns the user it is for and the attempts left after
+// this one. Counting before checking means that concurrent guesses cannot
+// exceed maxCodeAttempts. It returns errRequestLocked when none is left.
+func (s *oidcStorage) beginCodeAttempt(id string) (userID string, left int, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, err := s.liveLocked(id)
+	switch {
+	case err != nil, a.done, a.mfaUserID == "":
+		return "", 0, errRequestNotFound
+	case a.locked():
+		return "", 0, errRequestLocked
+	}
+	a.codeAttempts++
+	return a.mfaUserID, maxCodeAttempts - a.codeAttempts, nil
+}
+
+// refundCodeAttempt gives back an attempt whose code could not be checked
+// (a fault on our side).
+func (s *oidcStorage) refundCodeAttempt(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a, ok := s.requests[id]; ok && a.codeAttempts > 0 && !a.done {
+		a.codeAttempts--
+	}
+}
+
+// AuthRequestByID returns a copy of a pending request. The provider's own
+// (local) sign-ins are not op's business.
 func (s *oidcStorage) AuthRequestByID(_ context.Context, id string) (op.AuthRequest, error) {
-	return s.pendingRequest(id)
+	a, err := s.pendingRequest(id)
+	if err != nil || a.local {
+		return nil, errRequestNotFound
+	}
+	return a, nil
 }
 
 // AuthRequestByCode returns the request a code was issued for, while the
@@ -390,15 +515,19 @@ func (s *oidcStorage) TerminateSession(_ context.Context, userID, clientID strin
 }
 
 // revokeUser drops every token of a user and every completed but unredeemed
-// authorization request, and reports how many tokens it dropped.
+// authorization request, forgets the passwords verified on requests that
+// wait for a second factor, and reports how many tokens it dropped.
 func (s *oidcStorage) revokeUser(userID string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := s.revokeLocked(func(subject, _ string) bool { return subject == userID })
 	for id, a := range s.requests {
-		if a.done && a.userID == userID {
+		switch {
+		case a.done && a.userID == userID:
 			delete(s.codes, a.code)
 			delete(s.requests, id)
+		case a.mfaUserID == userID:
+			a.mfaUserID = ""
 		}
 	}
 	return n
@@ -468,20 +597,23 @@ func (s *oidcStorage) KeySet(context.Context) ([]op.Key, error) {
 	return []op.Key{publicKey{s.key}}, nil
 }
 
-// GetClientByClientID returns demo-app, the only client.
+// GetClientByClientID returns a registered client: demo-app, or sspr's own
+// step-up client.
 func (s *oidcStorage) GetClientByClientID(_ context.Context, clientID string) (op.Client, error) {
-	if clientID != s.client.id {
+	c, ok := s.clients[clientID]
+	if !ok {
 		return nil, errClientNotFound
 	}
-	return s.client, nil
+	return c, nil
 }
 
 // AuthorizeClientIDSecret checks a client secret in constant time.
 func (s *oidcStorage) AuthorizeClientIDSecret(_ context.Context, clientID, secret string) error {
-	if clientID != s.client.id {
+	c, ok := s.clients[clientID]
+	if !ok {
 		return errClientNotFound
 	}
-	if subtle.ConstantTimeCompare([]byte(secret), []byte(s.client.secret)) != 1 {
+	if subtle.ConstantTimeCompare([]byte(secret), []byte(c.secret)) != 1 {
 		return errClientSecret
 	}
 	return nil

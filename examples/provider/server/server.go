@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gorilla/sessions"
 	// The provider's user table lives in its own SQLite file.
 	_ "github.com/mattn/go-sqlite3"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -23,6 +25,9 @@ import (
 
 	"github.com/sspr-go/sspr/flows"
 	"github.com/sspr-go/sspr/flows/email"
+	"github.com/sspr-go/sspr/flows/recoverycodes"
+	"github.com/sspr-go/sspr/flows/totp"
+	"github.com/sspr-go/sspr/flows/webauthn"
 	"github.com/sspr-go/sspr/plugin"
 	"github.com/sspr-go/sspr/plugin/notify"
 	"github.com/sspr-go/sspr/plugin/password"
@@ -30,7 +35,8 @@ import (
 	"github.com/sspr-go/sspr/plugin/store/sqlite"
 )
 
-// The demo account, seeded on first start.
+// The demo account, seeded on first start. It signs in with a password
+// alone.
 const (
 	DemoUserID      = "alice"
 	DemoUsername    = "alice"
@@ -39,12 +45,33 @@ const (
 	DemoPassword    = "wonderland-tea-party"
 )
 
+// The second demo account, seeded on first start with an authenticator app
+// (TOTP) enrolled in sspr's store: its sign-in asks for a 6-digit code after
+// the password, and its password reset needs that code too.
+const (
+	BobUserID      = "bob"
+	BobUsername    = "bob"
+	BobEmail       = "bob@example.com"
+	BobDisplayName = "Bob Builder"
+	BobPassword    = "looking-glass-chessboard"
+	// BobTOTPSecret is the base32 secret of bob's authenticator app, for
+	// adding to an app (or oathtool --totp -b) by hand. It is published
+	// here, so bob's second factor protects nothing: demo only, never seed
+	// a real account with a known secret.
+	BobTOTPSecret = "JBSWY3DPEHPK3PXP"
+)
+
 // The demo client, a confidential web application.
 const (
 	ClientID           = "demo-app"
 	ClientSecret       = "demo-secret"
 	DefaultRedirectURI = "http://localhost:9999/callback"
 )
+
+// StepUpClientID is sspr's own client at the provider, for its OIDC
+// step-up (Config.StepUp "oidc"). Its secret is derived from the key file
+// and its redirect URI is <issuer>/recovery/stepup/callback.
+const StepUpClientID = "sspr-step-up"
 
 // DefaultAddr is the default listen address.
 const DefaultAddr = "localhost:9998"
@@ -69,7 +96,8 @@ type Config struct {
 
 	// DataDir is the folder of the SQLite databases (provider.db, sspr.db)
 	// and the keys (signing-key.pem, provider.key, sspr.key); it is created
-	// (mode 0700) when missing. Required.
+	// (mode 0700) when missing. The keys of the cookies, of the CSRF tokens
+	// and of the sealed TOTP secrets are derived from provider.key. Required.
 	DataDir string
 
 	// SMTP is the mail server for sspr's messages, "smtp://host:port"
@@ -77,6 +105,17 @@ type Config struct {
 	// "smtps://host:port" (implicit TLS), optionally with
 	// "user:password@" before the host. Default: "" (the dev [Mailbox]).
 	SMTP string
+
+	// StepUp chooses how sspr's signed-in pages (change password) get a
+	// fresh second factor: "" (default) asks for it on sspr's own pages and
+	// then raises the provider's sign-in session; "oidc" sends the user to
+	// this provider's /authorize as the client [StepUpClientID] with
+	// prompt=login, max_age=0 and acr_values.
+	StepUp string
+
+	// HTTPClient is what sspr uses to reach this provider for an OIDC
+	// step-up. Default: http.DefaultClient.
+	HTTPClient *http.Client
 
 	// RedirectURIs are the registered redirect URIs of the demo-app client.
 	// Default: ["http://localhost:9999/callback"].
@@ -101,12 +140,17 @@ type Server struct {
 	secure  bool   // issuer is https: cookies get Secure
 	appURL  string // where the demo app lives, for the home page
 	csrfKey [32]byte
+	// limitKey keys the counters of wrong second-factor codes.
+	limitKey [32]byte
 
 	db       *sql.DB
 	dir      *Directory
 	oidc     *oidcStorage
 	provider *op.Provider
 	ssprDB   store.Store
+	totp     *totp.Flow
+	passkeys *webauthn.Flow // nil when the issuer's host is an IP address
+	sessions *sessions.CookieStore
 	plugin   *plugin.Plugin
 	mailbox  *Mailbox
 	pages    pages
@@ -143,6 +187,9 @@ func validate(cfg Config) (Config, *url.URL, error) {
 	}
 	if c.DataDir == "" {
 		errs = append(errs, fieldError("DataDir", "is required"))
+	}
+	if c.StepUp != "" && c.StepUp != "oidc" {
+		errs = append(errs, fieldError("StepUp", "must be empty or \"oidc\""))
 	}
 	if c.SMTP != "" {
 		if _, err := parseSMTPURL(c.SMTP); err != nil {
@@ -221,6 +268,8 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	s.csrfKey = deriveKey(providerSecret, "login-csrf")
+	s.limitKey = deriveKey(providerSecret, "mfa-limit")
+	s.sessions = newSessionStore(deriveKey(providerSecret, "session-auth"), deriveKey(providerSecret, "session-encryption"), s.secure)
 
 	// Users.
 	hasher, err := password.NewHasher(password.HasherConfig{})
@@ -256,7 +305,12 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 
 	// The OpenID provider.
 	c := &client{id: ClientID, secret: ClientSecret, redirectURIs: cfg.RedirectURIs, loginURL: s.issuer + "/login"}
-	s.oidc = newOIDCStorage(c, s.dir, signing, s.now, s.logger)
+	// sspr is a confidential client too: its OIDC step-up (SSPR_STEPUP=oidc)
+	// sends the user here with prompt=login and max_age=0.
+	stepUpSecret := deriveKey(providerSecret, "sspr-step-up-client")
+	stepUpClient := &client{id: StepUpClientID, secret: base64.RawURLEncoding.EncodeToString(stepUpSecret[:]),
+		redirectURIs: []string{s.issuer + "/recovery/stepup/callback"}, loginURL: s.issuer + "/login"}
+	s.oidc = newOIDCStorage([]*client{c, stepUpClient}, s.dir, signing, s.now, s.logger)
 	s.dir.revoke = s.oidc.revokeUser
 	opts := []op.Option{}
 	if issuer.Scheme == "http" { // validate allowed http only on loopback hosts
@@ -292,11 +346,50 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: email flow: %w", err)
 	}
+	// The provider's own MFA uses the same TOTP flow, hence the same
+	// factors, as sspr's journeys.
+	totpKey := deriveKey(providerSecret, "totp-secrets")
+	s.totp, err = totp.New(totp.Config{
+		Store:  st,
+		Keys:   [][]byte{totpKey[:]},
+		Issuer: "Demo Provider",
+		Now:    s.now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: totp flow: %w", err)
+	}
+	recoveryFlow, err := recoverycodes.New(recoverycodes.Config{Store: st})
+	if err != nil {
+		return nil, fmt.Errorf("server: recovery codes flow: %w", err)
+	}
+	ssprFlows := []flows.Flow{emailFlow, s.totp, recoveryFlow}
+	if net.ParseIP(issuer.Hostname()) == nil {
+		// Passkeys need a domain name as relying-party ID (not an IP).
+		s.passkeys, err = webauthn.New(webauthn.Config{Store: st, RPID: issuer.Hostname(),
+			RPDisplayName: "Demo Provider", RPOrigins: []string{issuer.Scheme + "://" + issuer.Host}, Now: s.now})
+		if err != nil {
+			return nil, fmt.Errorf("server: passkey flow: %w", err)
+		}
+		ssprFlows = append(ssprFlows, s.passkeys)
+	}
+	var stepUp *plugin.OIDCStepUp
+	if cfg.StepUp == "oidc" {
+		// No acr_values: this provider treats them as essential and would
+		// refuse users without an authenticator app itself; without them
+		// it answers with what the user did, and sspr checks amr itself
+		// (users with only recovery codes or a passkey in sspr then cannot
+		// step up here, which sspr tells them).
+		stepUp = &plugin.OIDCStepUp{Issuer: s.issuer, ClientID: StepUpClientID, ClientSecret: stepUpClient.secret,
+			HTTPClient: cfg.HTTPClient}
+	}
 	s.plugin, err = plugin.New(plugin.Config{
 		BaseURL:           s.issuer + "/recovery",
 		Directory:         s.dir,
 		Store:             st,
-		Flows:             []flows.Flow{emailFlow},
+		Flows:             ssprFlows,
+		Sessions:          ssprSessions{s},
+		StepUp:            stepUp,
+		AccountURL:        s.issuer + "/account",
 		Sender:            sender,
 		Keys:              [][]byte{ssprKey},
 		SignInURL:         s.issuer + "/",
@@ -310,28 +403,60 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, fmt.Errorf("server: sspr: %w", err)
 	}
 
-	// The demo user; sspr learns its password so a reset cannot reuse it.
-	seeded, err := s.dir.seed(ctx, plugin.User{
-		ID: DemoUserID, Username: DemoUsername, Email: DemoEmail, DisplayName: DemoDisplayName,
-	}, DemoPassword, func(ctx context.Context) error {
-		if err := s.plugin.RecordPassword(ctx, DemoUserID, DemoPassword); err != nil {
-			return fmt.Errorf("server: record seed password: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := s.seedDemoUsers(ctx); err != nil {
 		return nil, err
-	}
-	if seeded {
-		s.logger.InfoContext(ctx, "seeded the demo user", slog.String("user", DemoUserID))
 	}
 
 	s.handler = s.routes()
 	return s, nil
 }
 
+// seedDemoUsers creates alice and bob unless they exist. sspr learns their
+// passwords so a reset cannot reuse them, and bob gets his authenticator
+// app. Each user is seeded in one provider.db transaction that commits only
+// after sspr's store took the rest, so a failed start leaves no
+// half-seeded user and the next start tries again.
+func (s *Server) seedDemoUsers(ctx context.Context) error {
+	users := []struct {
+		user     plugin.User
+		password string
+		totp     string // base32 secret, or none
+	}{
+		{plugin.User{ID: DemoUserID, Username: DemoUsername, Email: DemoEmail, DisplayName: DemoDisplayName}, DemoPassword, ""},
+		{plugin.User{ID: BobUserID, Username: BobUsername, Email: BobEmail, DisplayName: BobDisplayName}, BobPassword, BobTOTPSecret},
+	}
+	for _, d := range users {
+		seeded, err := s.dir.seed(ctx, d.user, d.password, func(ctx context.Context) error {
+			if err := s.plugin.RecordPassword(ctx, d.user.ID, d.password); err != nil {
+				return fmt.Errorf("server: record seed password: %w", err)
+			}
+			if d.totp == "" {
+				return nil
+			}
+			// A start that failed after this step added the factor already.
+			has, err := s.hasTOTP(ctx, d.user.ID)
+			if err != nil || has {
+				return err
+			}
+			// Demo only: the secret is public (see BobTOTPSecret).
+			if _, err := s.totp.AddSecret(ctx, s.ssprDB, d.user.ID, "Demo authenticator", d.totp); err != nil {
+				return fmt.Errorf("server: seed authenticator of %q: %w", d.user.ID, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if seeded {
+			s.logger.InfoContext(ctx, "seeded a demo user", slog.String("user", d.user.ID), slog.Bool("totp", d.totp != ""))
+		}
+	}
+	return nil
+}
+
 // Handler returns the handler that serves everything: the OpenID provider,
-// the sign-in page, sspr under /recovery/ and the dev mailbox.
+// the sign-in pages, the account page, sspr under /recovery/ and the dev
+// mailbox.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Issuer returns the provider's issuer URL, without trailing slash.
@@ -339,6 +464,10 @@ func (s *Server) Issuer() string { return s.issuer }
 
 // Directory returns the user directory the sign-in page and sspr share.
 func (s *Server) Directory() *Directory { return s.dir }
+
+// SSPRStore returns sspr's store (journeys, factors, audit trail), for
+// tests and tools.
+func (s *Server) SSPRStore() store.Store { return s.ssprDB }
 
 // Mailbox returns the dev mailbox, or nil when [Config.SMTP] is set.
 func (s *Server) Mailbox() *Mailbox { return s.mailbox }

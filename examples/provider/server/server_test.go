@@ -199,7 +199,7 @@ func TestDirectoryFindUser(t *testing.T) {
 		{"username", "alice", nil},
 		{"email upper case", "Alice@Example.COM", nil},
 		{"username with spaces", "  ALICE\t", nil},
-		{"unknown", "bob@example.com", plugin.ErrUserNotFound},
+		{"unknown", "carol@example.com", plugin.ErrUserNotFound},
 		{"empty", "  ", plugin.ErrUserNotFound},
 	}
 	for _, tt := range tests {
@@ -220,11 +220,11 @@ func TestDirectoryFindUser(t *testing.T) {
 	if _, err := dir.User(t.Context(), server.DemoUserID); err != nil {
 		t.Errorf("User(alice): %v", err)
 	}
-	if _, err := dir.User(t.Context(), "bob"); !errors.Is(err, plugin.ErrUserNotFound) {
-		t.Errorf("User(bob) error = %v, want ErrUserNotFound", err)
+	if _, err := dir.User(t.Context(), "carol"); !errors.Is(err, plugin.ErrUserNotFound) {
+		t.Errorf("User(carol) error = %v, want ErrUserNotFound", err)
 	}
-	if err := dir.SetPassword(t.Context(), "bob", "whatever-password"); !errors.Is(err, plugin.ErrUserNotFound) {
-		t.Errorf("SetPassword(bob) error = %v, want ErrUserNotFound", err)
+	if err := dir.SetPassword(t.Context(), "carol", "whatever-password"); !errors.Is(err, plugin.ErrUserNotFound) {
+		t.Errorf("SetPassword(carol) error = %v, want ErrUserNotFound", err)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
@@ -40,7 +41,7 @@ type pages map[string]*template.Template
 func parsePages() (pages, error) {
 	funcs := template.FuncMap{"linkify": linkify}
 	p := pages{}
-	for _, name := range []string{"home", "login", "error", "mailbox"} {
+	for _, name := range []string{"home", "login", "totp", "account", "error", "mailbox"} {
 		t, err := template.New(name).Funcs(funcs).ParseFS(webFiles, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("server: parse page %s: %w", name, err)
@@ -92,6 +93,10 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /{$}", s.home)
 	mux.HandleFunc("GET /login", s.loginForm)
 	mux.HandleFunc("POST /login", s.login)
+	mux.HandleFunc("GET /login/totp", s.totpForm)
+	mux.HandleFunc("POST /login/totp", s.totpSubmit)
+	mux.HandleFunc("GET /account", s.account)
+	mux.HandleFunc("POST /account/signout", s.signOut)
 	mux.Handle("GET /static/", s.static())
 	mux.Handle("/recovery/", s.plugin)
 	if s.mailbox != nil {
@@ -120,16 +125,22 @@ func (s *Server) static() http.Handler {
 func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "home", struct {
 		AppURL, Issuer, ClientID, Email, Password string
+		BobEmail, BobPassword, BobTOTPSecret      string
+		ACRMFA                                    string
 		RedirectURIs                              []string
 		Mailbox                                   bool
 	}{
-		AppURL:       s.appURL,
-		Issuer:       s.issuer,
-		ClientID:     ClientID,
-		Email:        DemoEmail,
-		Password:     DemoPassword,
-		RedirectURIs: s.cfg.RedirectURIs,
-		Mailbox:      s.mailbox != nil,
+		AppURL:        s.appURL,
+		Issuer:        s.issuer,
+		ClientID:      ClientID,
+		Email:         DemoEmail,
+		Password:      DemoPassword,
+		BobEmail:      BobEmail,
+		BobPassword:   BobPassword,
+		BobTOTPSecret: BobTOTPSecret,
+		ACRMFA:        ACRMFA,
+		RedirectURIs:  s.cfg.RedirectURIs,
+		Mailbox:       s.mailbox != nil,
 	})
 }
 
@@ -154,22 +165,84 @@ func (s *Server) expiredRequest(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// loginForm shows the sign-in page of a pending authorization request.
+// internalError logs a fault and shows a page that reveals nothing of it.
+// With a request ID the page leads back to that sign-in.
+func (s *Server) internalError(w http.ResponseWriter, r *http.Request, what string, err error, authRequestID string) {
+	s.logger.ErrorContext(r.Context(), what, slog.Any("err", err))
+	p := errorPage{Title: "Something went wrong", Message: "Something went wrong on our side. Please try again in a moment."}
+	if authRequestID != "" {
+		p.Next = &link{URL: s.loginURL(authRequestID), Label: "Back to sign in"}
+	}
+	s.renderError(w, r, http.StatusInternalServerError, p)
+}
+
+// loginForm shows the sign-in page of a pending authorization request,
+// unless the browser's sign-in session is enough for it (single sign-on)
+// or the request forbids any page (prompt=none).
 func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("authRequestID")
 	req, err := s.oidc.pendingRequest(id)
-	if err != nil || req.done {
+	switch {
+	case err != nil || req.done:
 		s.expiredRequest(w, r)
+	case req.locked():
+		s.lockedRequest(w, r, req)
+	case s.resume(w, r, req):
+	default:
+		s.renderLogin(w, r, http.StatusOK, id, req.loginHint, "")
+	}
+}
+
+// resume completes req from the browser's sign-in session when the session
+// satisfies it (see sessionSatisfies), reusing the session's auth_time and
+// amr, or answers login_required to a prompt=none request it cannot
+// complete. It reports whether it answered. A fault while reading the
+// session is logged and the sign-in page shown.
+func (s *Server) resume(w http.ResponseWriter, r *http.Request, req *authRequest) bool {
+	ctx := r.Context()
+	ls, ok, err := s.currentSession(r)
+	if err == nil && ok {
+		ok, err = s.sessionSatisfies(ctx, req, ls)
+	}
+	if err != nil {
+		s.logger.ErrorContext(ctx, "read sign-in session", slog.Any("err", err))
+		ok = false
+	}
+	if ok {
+		if err := s.oidc.completeRequest(req.id, ls.UserID, ls.AuthTime, ls.AMR, acrFor(ls.AMR)); err != nil {
+			s.expiredRequest(w, r)
+			return true
+		}
+		s.logger.InfoContext(ctx, "signed in from the session", slog.String("user", ls.UserID), slog.Any("amr", ls.AMR))
+		s.finish(w, r, req)
+		return true
+	}
+	if req.promptNone() && !req.local {
+		s.loginRequired(w, r, req)
+		return true
+	}
+	return false
+}
+
+// loginRequired sends the browser back to the client with the error
+// login_required (OpenID Connect Core §3.1.2.6) and forgets the request.
+func (s *Server) loginRequired(w http.ResponseWriter, r *http.Request, req *authRequest) {
+	e := oidc.ErrLoginRequired()
+	e.State = req.state
+	u, err := op.AuthResponseURL(req.redirectURI, req.responseType, req.responseMode, e, s.provider.Encoder())
+	if err != nil {
+		s.internalError(w, r, "login_required response", err, "")
 		return
 	}
-	s.renderLogin(w, r, http.StatusOK, id, req.loginHint, "")
+	s.oidc.DeleteAuthRequest(r.Context(), req.id)
+	setPageHeaders(w.Header())
+	http.Redirect(w, r, u, http.StatusFound)
 }
 
 func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, id, identifier, errMsg string) {
 	cookie, err := s.csrfCookieValue(w, r)
 	if err != nil {
-		s.logger.ErrorContext(r.Context(), "csrf cookie", slog.Any("err", err))
-		s.renderError(w, r, http.StatusInternalServerError, errorPage{Title: "Something went wrong", Message: "Please try again in a moment."})
+		s.internalError(w, r, "csrf cookie", err, "")
 		return
 	}
 	s.render(w, r, status, "login", loginPage{
@@ -181,14 +254,14 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int,
 	})
 }
 
-// login checks the submitted password and, on success, completes the
-// authorization request and sends the browser back to the OpenID provider,
-// which redirects it to the client with a code.
-func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+// checkSignInForm parses a POST of the sign-in pages and checks its
+// Origin and CSRF token. It returns the authorization request's ID, or
+// answers the request itself and returns false.
+func (s *Server) checkSignInForm(w http.ResponseWriter, r *http.Request) (string, bool) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
 		s.renderError(w, r, http.StatusBadRequest, errorPage{Title: "Something is wrong with the form", Message: "Go back, reload the sign-in page and try again."})
-		return
+		return "", false
 	}
 	id := r.PostForm.Get("authRequestID")
 	if !s.sameOrigin(r) || !s.validCSRF(r, id) {
@@ -202,11 +275,27 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 			Message: "The sign-in form expired or did not come from this site. Reload the sign-in page and try again.",
 			Next:    next,
 		})
+		return "", false
+	}
+	return id, true
+}
+
+// login checks the submitted password. For a user with an authenticator
+// app it then asks for a code (totpForm); otherwise it completes the
+// authorization request (unless the client asked for a second factor the
+// user lacks) and sends the browser on to the client.
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.checkSignInForm(w, r)
+	if !ok {
 		return
 	}
 	req, err := s.oidc.pendingRequest(id)
-	if err != nil || req.done {
+	switch {
+	case err != nil || req.done:
 		s.expiredRequest(w, r)
+		return
+	case req.locked():
+		s.lockedRequest(w, r, req)
 		return
 	}
 
@@ -225,13 +314,55 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	if err := s.oidc.completeRequest(id, user.ID, s.now().UTC().Truncate(time.Second), []string{"pwd"}); err != nil {
+	hasTOTP, err := s.hasTOTP(r.Context(), user.ID)
+	if err != nil {
+		s.internalError(w, r, "sign-in", err, id)
+		return
+	}
+	switch {
+	case hasTOTP:
+		if err := s.oidc.passwordVerified(id, user.ID); err != nil {
+			s.expiredRequest(w, r)
+			return
+		}
+		setPageHeaders(w.Header())
+		http.Redirect(w, r, s.totpURL(id), http.StatusSeeOther)
+	case req.wantsMFA():
+		s.logger.WarnContext(r.Context(), "sign-in refused: the client asks for a second factor the user lacks", slog.String("user", user.ID))
+		s.mfaUnavailable(w, r)
+	default:
+		s.signedIn(w, r, req, user.ID, amrPassword())
+	}
+}
+
+// signedIn completes req for a user who just authenticated with amr,
+// starts the browser's sign-in session and sends the browser on.
+func (s *Server) signedIn(w http.ResponseWriter, r *http.Request, req *authRequest, userID string, amr []string) {
+	ctx := r.Context()
+	authTime := s.now().UTC().Truncate(time.Second)
+	if err := s.oidc.completeRequest(req.id, userID, authTime, amr, acrFor(amr)); err != nil {
 		s.expiredRequest(w, r)
 		return
 	}
-	s.logger.InfoContext(r.Context(), "signed in", slog.String("user", user.ID))
+	if err := s.startSession(ctx, w, r, userID, authTime, amr); err != nil {
+		// The sign-in itself worked; without a session the next one asks again.
+		s.logger.ErrorContext(ctx, "start sign-in session", slog.Any("err", err))
+	}
+	s.logger.InfoContext(ctx, "signed in", slog.String("user", userID), slog.Any("amr", amr))
+	s.finish(w, r, req)
+}
+
+// finish sends the browser of a completed request on: to the OpenID
+// provider, which redirects it to the client with a code, or, for the
+// provider's own sign-in, back to the page that asked for it.
+func (s *Server) finish(w http.ResponseWriter, r *http.Request, req *authRequest) {
 	setPageHeaders(w.Header())
-	callback := op.AuthCallbackURL(s.provider)(op.ContextWithIssuer(r.Context(), s.issuer), id)
+	if req.local {
+		s.oidc.DeleteAuthRequest(r.Context(), req.id)
+		http.Redirect(w, r, req.returnTo, http.StatusSeeOther)
+		return
+	}
+	callback := op.AuthCallbackURL(s.provider)(op.ContextWithIssuer(r.Context(), s.issuer), req.id)
 	http.Redirect(w, r, callback, http.StatusSeeOther)
 }
 

@@ -262,6 +262,7 @@ type Claims struct {
 	PreferredUsername string    `json:"preferred_username"`
 	AuthTimeUnix      int64     `json:"auth_time"`
 	AMR               []string  `json:"amr"`
+	ACR               string    `json:"acr"`
 	AuthTime          time.Time `json:"-"`
 	Raw               string    `json:"-"`
 }

@@ -8,7 +8,7 @@
 // The callback at /callback checks the state, redeems the code, verifies the
 // ID token with go-oidc (signature, iss, aud, exp), checks the nonce itself
 // (go-oidc does not) and shows the verified claims: sub, email, name,
-// auth_time and amr.
+// auth_time, amr and acr.
 //
 // Provider discovery happens on the first sign-in, not in [New], so the app
 // can start before the provider; a failed discovery is retried on the next
