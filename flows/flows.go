@@ -67,6 +67,8 @@ var (
 	// ErrMalformed means the response is not even of the right form (for
 	// example a code with letters); nothing was counted.
 	ErrMalformed = errors.New("flows: malformed response")
+	// ErrNoFactor means the user has no such factor.
+	ErrNoFactor = errors.New("flows: no such factor")
 )
 
 // VerifyError carries the number of attempts left with a verification error.
@@ -238,4 +240,66 @@ type Prompter interface {
 type AuthMethoder interface {
 	// AuthMethod returns the "amr" value.
 	AuthMethod() string
+}
+
+// Enrolled is one of a user's factors as the security-info page lists it.
+// It never carries secret material.
+type Enrolled struct {
+	// ID identifies the factor for [Enroller.Remove].
+	ID string
+	// Name is the factor's label.
+	Name string
+	// CreatedAt is when it was added; LastUsedAt when it last verified
+	// someone (zero if never).
+	CreatedAt, LastUsedAt time.Time
+}
+
+// EnrolRequest is one step of adding a factor on the security-info page.
+// The engine has checked that the user is signed in and stepped up.
+type EnrolRequest struct {
+	// Env is the engine's environment.
+	Env Env
+	// UserID is the signed-in user; Account names them in an authenticator
+	// (username or email) and DisplayName is their name.
+	UserID, Account, DisplayName string
+	// State is what the flow's previous [EnrolPage] carried (nil at the
+	// start). The engine kept it sealed and bound to the user, so the flow
+	// can trust that it wrote it; it may be replayed, so anything single
+	// use is enforced by the flow.
+	State []byte
+	// Form holds the submitted form values.
+	Form url.Values
+}
+
+// EnrolPage is what an enrolment step asks the engine to show.
+type EnrolPage struct {
+	// Page is the page template, for example "enrol-totp".
+	Page string
+	// Data is handed to the template as .Page.Data.
+	Data any
+	// State is carried to the next step (sealed by the engine).
+	State []byte
+	// Error is shown next to the form.
+	Error string
+	// Added reports that a factor was added: the engine notifies the user
+	// and writes the audit trail.
+	Added bool
+}
+
+// Enroller is implemented by bound flows whose factors a signed-in user
+// manages on the security-info page. The engine does the sign-in check,
+// the step-up, CSRF, notifications and the audit trail; the flow lists,
+// adds and removes its factors.
+type Enroller interface {
+	// Enrolled lists the user's factors of this flow.
+	Enrolled(ctx context.Context, userID string) ([]Enrolled, error)
+	// StartEnrol returns the first page of adding a factor. It stores
+	// nothing.
+	StartEnrol(ctx context.Context, r EnrolRequest) (EnrolPage, error)
+	// FinishEnrol handles the page's form: it adds the factor (Added) or
+	// returns the page again with an Error.
+	FinishEnrol(ctx context.Context, r EnrolRequest) (EnrolPage, error)
+	// Remove deletes one of the user's factors of this flow; a factor of
+	// another user or flow is [ErrNoFactor].
+	Remove(ctx context.Context, userID, factorID string) error
 }

@@ -99,6 +99,8 @@ func (p *Plugin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = p.donePage(w, r)
 	case path == "/account/password" && (get || post):
 		err = p.accountPassword(w, r)
+	case path == "/account/security" || strings.HasPrefix(path, "/account/security/"):
+		err = p.security(w, r, strings.TrimPrefix(path, "/account/security"))
 	case path == "/stepup/callback" && get:
 		err = p.stepUpCallback(w, r)
 	case path == "" || path == "/" || path == "/verify" || path == "/verify/resend" || path == "/verify/method" ||

@@ -129,23 +129,25 @@ func (kr *keyring) checkCSRF(binding, token string) bool {
 
 var errUnseal = errors.New("sspr: cannot open sealed payload")
 
-// seal encrypts plaintext with the current key. The output is the key's
-// nonce followed by the ciphertext.
-func (kr *keyring) seal(plaintext []byte) []byte {
+// seal encrypts plaintext with the current key, bound to ad (the purpose
+// and context, which open must be given again). The output is the nonce
+// followed by the ciphertext.
+func (kr *keyring) seal(plaintext []byte, ad string) []byte {
 	aead := kr.sets[0].seal
 	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plaintext)+aead.Overhead())
 	_, _ = rand.Read(nonce)
-	return aead.Seal(nonce, nonce, plaintext, []byte("sspr outbox"))
+	return aead.Seal(nonce, nonce, plaintext, []byte(ad))
 }
 
-// open decrypts what seal produced under any configured key.
-func (kr *keyring) open(sealed []byte) ([]byte, error) {
+// open decrypts what seal produced, with the same ad, under any
+// configured key.
+func (kr *keyring) open(sealed []byte, ad string) ([]byte, error) {
 	for _, ks := range kr.sets {
 		n := ks.seal.NonceSize()
 		if len(sealed) < n {
 			break
 		}
-		if pt, err := ks.seal.Open(nil, sealed[:n], sealed[n:], []byte("sspr outbox")); err == nil {
+		if pt, err := ks.seal.Open(nil, sealed[:n], sealed[n:], []byte(ad)); err == nil {
 			return pt, nil
 		}
 	}

@@ -234,6 +234,9 @@ func (p *Plugin) saveHistory(ctx context.Context, tx store.Tx, h store.History, 
 	return nil
 }
 
+// outboxAD binds sealed outbox payloads to their purpose.
+const outboxAD = "sspr outbox"
+
 // scripter is implemented by flows whose page needs a script (WebAuthn);
 // the plugin serves it at <base>/static/<flow ID>.js.
 type scripter interface {
@@ -274,7 +277,7 @@ func (p *Plugin) queue(ctx context.Context, tx store.Tx, template, channel, to s
 	now := p.s.Now()
 	if _, err := tx.Enqueue(ctx, store.Message{
 		Channel:       channel,
-		Payload:       p.keys.seal(raw),
+		Payload:       p.keys.seal(raw, outboxAD),
 		CreatedAt:     now,
 		NextAttemptAt: now,
 	}); err != nil {
@@ -284,7 +287,7 @@ func (p *Plugin) queue(ctx context.Context, tx store.Tx, template, channel, to s
 }
 
 func (p *Plugin) openMessage(payload []byte) (notify.Message, error) {
-	raw, err := p.keys.open(payload)
+	raw, err := p.keys.open(payload, outboxAD)
 	if err != nil {
 		return notify.Message{}, err
 	}

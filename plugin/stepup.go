@@ -378,7 +378,7 @@ func (p *Plugin) accountPassword(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	binding := "account:" + sess.UserID + ":" + fmt.Sprint(sess.AuthTime.Unix())
+	binding := accountBinding(sess)
 	if r.Method == http.MethodPost {
 		if err := p.checkPost(r, binding); err != nil {
 			return err

@@ -77,12 +77,18 @@ func (f *Flow) Enroll(ctx context.Context, userID, account string) (Enrollment, 
 	if account == "" {
 		account = userID
 	}
-	secret := challenge.RandomBytes(SecretSize)
+	exp := f.cfg.Now().Add(EnrollmentTTL).Truncate(time.Second) // the token keeps seconds
+	p := pending{userID: userID, factorID: challenge.RandomID(), secret: challenge.RandomBytes(SecretSize), expires: exp}
+	return f.enrollment(p, account)
+}
+
+// enrollment presents pending enrolment p for an account.
+func (f *Flow) enrollment(p pending, account string) (Enrollment, error) {
 	key, err := pqtotp.Generate(pqtotp.GenerateOpts{
 		Issuer:      f.cfg.Issuer,
 		AccountName: account,
 		Period:      uint(Period / time.Second),
-		Secret:      secret,
+		Secret:      p.secret,
 		Digits:      otp.DigitsSix,
 		Algorithm:   otp.AlgorithmSHA1,
 	})
@@ -97,14 +103,12 @@ func (f *Flow) Enroll(ctx context.Context, userID, account string) (Enrollment, 
 	if err := png.Encode(&qr, img); err != nil {
 		return Enrollment{}, fmt.Errorf("totp: enroll: qr code: %w", err)
 	}
-	exp := f.cfg.Now().Add(EnrollmentTTL).Truncate(time.Second) // the token keeps seconds
-	p := pending{userID: userID, factorID: challenge.RandomID(), secret: secret, expires: exp}
 	return Enrollment{
 		Secret:    key.Secret(),
 		URL:       key.URL(),
 		QR:        qr.Bytes(),
 		Token:     base64.RawURLEncoding.EncodeToString(f.sealer.Seal(p.marshal(), []byte(tokenAD))),
-		ExpiresAt: exp,
+		ExpiresAt: p.expires,
 	}, nil
 }
 

@@ -15,10 +15,10 @@ type accountPage struct {
 	// Methods says how the user signed in, in words.
 	Methods string
 	CSRF    string
-	// ChangeURL is sspr's change-password page (it asks for a fresh
-	// second factor first). TODO: link sspr's security-info page (add or
-	// remove TOTP, passkeys, recovery codes) once it exists.
-	ChangeURL string
+	// ChangeURL is sspr's change-password page and SecurityURL its
+	// security-info page (authenticator apps, passkeys, recovery codes);
+	// both ask for a fresh second factor before a change.
+	ChangeURL, SecurityURL string
 }
 
 // account shows who is signed in, from the browser's sign-in session. A
@@ -57,7 +57,7 @@ func (s *Server) account(w http.ResponseWriter, r *http.Request) {
 		AuthTime:  ls.AuthTime,
 		Methods:   methods,
 		CSRF:      s.sessionCSRF(ls, "signout"),
-		ChangeURL: "/recovery/account/password",
+		ChangeURL: "/recovery/account/password", SecurityURL: "/recovery/account/security",
 	})
 }
 

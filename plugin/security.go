@@ -1,0 +1,232 @@
+package plugin
+
+import (
+	"cmp"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/sspr-go/sspr/flows"
+	"github.com/sspr-go/sspr/plugin/store"
+)
+
+// The security-info page (<base>/account/security) lists the signed-in
+// user's bound factors and lets them add and remove them. Viewing needs a
+// signed-in user; every change needs a step-up no older than StepUpMaxAge,
+// is written to the audit trail and announced by email to every contact
+// address.
+
+// securitySection is one flow on the security-info page.
+type securitySection struct {
+	Flow    string
+	Title   string
+	Factors []flows.Enrolled
+	AddURL  string
+}
+
+// securityPage is the data of the "security" page.
+type securityPage struct {
+	Sections          []securitySection
+	Notice            string
+	ChangePasswordURL string
+	AccountURL        string
+}
+
+// enrolView is the data of an enrolment page ("enrol-totp", …).
+type enrolView struct {
+	Flow   string
+	Title  string
+	Action string
+	State  string
+	Error  string
+	Added  bool
+	Back   string
+	Script string
+	Data   any
+}
+
+// enrollers lists the configured flows a user can manage here.
+func (p *Plugin) enrollers() []flows.Flow {
+	var out []flows.Flow
+	for _, f := range p.s.Flows {
+		if _, ok := f.(flows.Enroller); ok {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func flowTitle(f flows.Flow) string {
+	if pp, ok := f.(flows.Prompter); ok {
+		return cmp.Or(pp.Prompt().Choice, f.ID())
+	}
+	return f.ID()
+}
+
+// accountBinding is the CSRF binding of the signed-in pages: the user and
+// the session's auth time, so a token dies with the session.
+func accountBinding(sess Session) string {
+	return "account:" + sess.UserID + ":" + fmt.Sprint(sess.AuthTime.Unix())
+}
+
+// security serves <base>/account/security and the pages under it.
+func (p *Plugin) security(w http.ResponseWriter, r *http.Request, rest string) error {
+	sess, err := p.signedIn(r)
+	if err != nil {
+		return err
+	}
+	binding := accountBinding(sess)
+	if r.Method == http.MethodPost {
+		if err := p.checkPost(r, binding); err != nil {
+			return err
+		}
+	}
+	if rest == "" {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			return errMethod
+		}
+		return p.securityPage(w, r, sess, binding)
+	}
+	id, action, _ := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
+	f, ok := p.byID[id]
+	en, isEnroller := f.(flows.Enroller)
+	if !ok || !isEnroller || (action != "add" && action != "remove") {
+		return errNotFound
+	}
+	ctx := r.Context()
+	pr, err := p.progress(ctx, store.Journey{UserID: sess.UserID})
+	if err != nil {
+		return err
+	}
+	fresh, err := p.freshStepUp(ctx, r, sess, pr)
+	if err != nil {
+		return err
+	}
+	if !fresh {
+		if r.Method == http.MethodPost {
+			// The step-up expired while the page was open: start over.
+			p.redirect(w, "/account/security", nil)
+			return nil
+		}
+		return p.startStepUp(w, r, sess, pr, "/account/security/"+id+"/add")
+	}
+	switch {
+	case action == "remove" && r.Method == http.MethodPost:
+		return p.removeFactor(w, r, sess, pr, f, en)
+	case action == "add" && (r.Method == http.MethodGet || r.Method == http.MethodPost):
+		return p.enrol(w, r, sess, pr, f, en, binding)
+	}
+	return errMethod
+}
+
+func (p *Plugin) securityPage(w http.ResponseWriter, r *http.Request, sess Session, binding string) error {
+	ctx := r.Context()
+	page := securityPage{ChangePasswordURL: p.basePath + "/account/password", AccountURL: p.accountURL()}
+	for _, f := range p.enrollers() {
+		list, err := f.(flows.Enroller).Enrolled(ctx, sess.UserID)
+		if err != nil {
+			return internalError(err)
+		}
+		page.Sections = append(page.Sections, securitySection{Flow: f.ID(), Title: flowTitle(f), Factors: list,
+			AddURL: p.basePath + "/account/security/" + f.ID() + "/add"})
+	}
+	switch r.URL.Query().Get("done") {
+	case "removed":
+		page.Notice = "The method was removed. We emailed you about it."
+	case "added":
+		page.Notice = "The method was added. We emailed you about it."
+	}
+	p.render(w, r, http.StatusOK, "security", binding, page)
+	return nil
+}
+
+// enrolAD binds an enrolment's sealed state to the user and the flow.
+func enrolAD(userID, flowID string) string { return "sspr enrol\x00" + userID + "\x00" + flowID }
+
+func (p *Plugin) enrol(w http.ResponseWriter, r *http.Request, sess Session, pr progress, f flows.Flow, en flows.Enroller, binding string) error {
+	ctx := r.Context()
+	req := flows.EnrolRequest{Env: env{p}, UserID: sess.UserID, Account: firstNonEmpty(pr.user.Username, pr.user.Email, pr.user.ID),
+		DisplayName: firstNonEmpty(pr.user.DisplayName, pr.user.Username, pr.user.Email), Form: r.PostForm}
+	var page flows.EnrolPage
+	var err error
+	if r.Method == http.MethodPost {
+		if raw, derr := base64.RawURLEncoding.DecodeString(r.PostForm.Get("state")); derr == nil && len(raw) > 0 {
+			if req.State, err = p.keys.open(raw, enrolAD(sess.UserID, f.ID())); err != nil {
+				req.State = nil // an old or foreign state: the flow starts over
+			}
+		}
+		page, err = en.FinishEnrol(ctx, req)
+	} else {
+		page, err = en.StartEnrol(ctx, req)
+	}
+	if err != nil {
+		return internalError(err)
+	}
+	if page.Added {
+		if err := p.securityChanged(ctx, r, pr, f, "added"); err != nil {
+			return err
+		}
+	}
+	view := enrolView{Flow: f.ID(), Title: flowTitle(f), Action: p.basePath + "/account/security/" + f.ID() + "/add",
+		Error: page.Error, Added: page.Added, Back: p.basePath + "/account/security", Data: page.Data}
+	if page.State != nil {
+		view.State = base64.RawURLEncoding.EncodeToString(p.keys.seal(page.State, enrolAD(sess.UserID, f.ID())))
+	}
+	if _, ok := p.scripts[f.ID()]; ok {
+		view.Script = p.basePath + "/static/" + f.ID() + ".js"
+	}
+	status := http.StatusOK
+	if page.Error != "" {
+		status = http.StatusBadRequest
+	}
+	p.render(w, r, status, page.Page, binding, view)
+	return nil
+}
+
+func (p *Plugin) removeFactor(w http.ResponseWriter, r *http.Request, sess Session, pr progress, f flows.Flow, en flows.Enroller) error {
+	ctx := r.Context()
+	err := en.Remove(ctx, sess.UserID, r.PostForm.Get("factor"))
+	switch {
+	case errors.Is(err, flows.ErrNoFactor):
+		return &Error{Kind: KindBadRequest, Status: http.StatusNotFound, Heading: "Nothing to remove",
+			Public: "That method isn't on your account (any more).", Link: p.basePath + "/account/security", LinkText: "Back to security info"}
+	case err != nil:
+		return internalError(err)
+	}
+	if err := p.securityChanged(ctx, r, pr, f, "removed"); err != nil {
+		return err
+	}
+	p.redirect(w, "/account/security", url.Values{"done": {"removed"}})
+	return nil
+}
+
+// factorData is what the "factor" message template receives as .Data.
+type factorData struct {
+	Action, Method, Time, ResetURL string
+}
+
+// securityChanged records an added or removed factor and tells the user
+// at every contact address.
+func (p *Plugin) securityChanged(ctx context.Context, r *http.Request, pr progress, f flows.Flow, action string) error {
+	now := p.s.Now()
+	data := factorData{Action: action, Method: flowTitle(f), Time: now.UTC().Format("2006-01-02 15:04 MST"), ResetURL: p.url("/", nil)}
+	err := p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+		for _, addr := range pr.subject.Emails {
+			if err := p.queue(ctx, tx, "factor", "email", addr, data); err != nil {
+				return err
+			}
+		}
+		return p.audit(ctx, tx, r, "factor."+action, "", pr.user.ID, "ok", f.ID())
+	})
+	if err != nil {
+		p.log.ErrorContext(ctx, "sspr: record security change failed", slog.String("user", pr.user.ID), slog.Any("err", err))
+		return internalError(err)
+	}
+	p.worker.Kick()
+	return nil
+}
