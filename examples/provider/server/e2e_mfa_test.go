@@ -185,6 +185,32 @@ func TestEndToEndOIDCStepUp(t *testing.T) {
 		}
 	})
 
+	t.Run("stale auth_time is refused", func(t *testing.T) {
+		// A provider (or a proxy) that drops prompt=login and max_age
+		// answers from bob's old session: its auth_time is older than the
+		// step-up.
+		clk.Advance(time.Minute)
+		c := newBrowser(t, testRedirectURI)
+		signedInAs(t, f, c, server.BobEmail, "scaffold-and-crane-12", bobNow)
+		clk.Advance(6 * time.Minute)
+		first := do(t, newBrowserSharing(t, c), mustRequest(t, f.issuer+"/recovery/account/password"))
+		authz, err := url.Parse(first.resp.Header.Get("Location"))
+		if err != nil || authz.Query().Get("prompt") != "login" || authz.Query().Get("max_age") != "0" {
+			t.Fatalf("step-up authorize URL: %v %q", err, first.resp.Header.Get("Location"))
+		}
+		q := authz.Query()
+		q.Del("prompt")
+		q.Del("max_age")
+		authz.RawQuery = q.Encode()
+		res := get(t, c, authz.String())
+		if res.resp.StatusCode != http.StatusForbidden || !strings.Contains(res.body, "We couldn&#39;t confirm it&#39;s you") {
+			t.Fatalf("stale step-up: %d at %s\n%s", res.resp.StatusCode, res.resp.Request.URL, res.body)
+		}
+		if a := auditOf(t, f.srv.SSPRStore(), "stepup.verify"); len(a) == 0 || a[0].Detail != "authentication not fresh" {
+			t.Fatalf("audit: %+v", a)
+		}
+	})
+
 	t.Run("pwd only is refused for a user with MFA", func(t *testing.T) {
 		// alice gets recovery codes in sspr: she now has MFA, but the
 		// provider's sign-in asks her for a password only.
@@ -251,4 +277,13 @@ func TestEndToEndInProcessStepUp(t *testing.T) {
 	if !strings.Contains(done.body, "Your password was changed") {
 		t.Fatalf("change:\n%s", done.body)
 	}
+}
+
+func mustRequest(t *testing.T, u string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
 }
