@@ -224,6 +224,10 @@ type Prompt struct {
 	// Choice is the short name shown when the user picks among methods
 	// ("Authenticator app", "Recovery code").
 	Choice string
+	// Section and Add head the flow's part of the security-info page and
+	// label its add button ("Authenticator apps", "Add an authenticator
+	// app"), for flows that implement [Enroller].
+	Section, Add string
 }
 
 // Prompter is implemented by flows that tell the engine how to ask for

@@ -25,6 +25,7 @@ import (
 type securitySection struct {
 	Flow    string
 	Title   string
+	Add     string
 	Factors []flows.Enrolled
 	AddURL  string
 }
@@ -132,7 +133,11 @@ func (p *Plugin) securityPage(w http.ResponseWriter, r *http.Request, sess Sessi
 		if err != nil {
 			return internalError(err)
 		}
-		page.Sections = append(page.Sections, securitySection{Flow: f.ID(), Title: flowTitle(f), Factors: list,
+		title, add := flowTitle(f), "Add "+flowTitle(f)
+		if pp, ok := f.(flows.Prompter); ok {
+			title, add = cmp.Or(pp.Prompt().Section, title), cmp.Or(pp.Prompt().Add, add)
+		}
+		page.Sections = append(page.Sections, securitySection{Flow: f.ID(), Title: title, Add: add, Factors: list,
 			AddURL: p.basePath + "/account/security/" + f.ID() + "/add"})
 	}
 	switch r.URL.Query().Get("done") {

@@ -89,7 +89,7 @@ func (f *Flow) Prompt() flows.Prompt {
 		InputMode:    "text",
 		Autocomplete: "off",
 		MaxLength:    32,
-		Choice:       "Recovery code",
+		Choice:       "Recovery code", Section: "Recovery codes", Add: "Create recovery codes",
 	}
 }
 

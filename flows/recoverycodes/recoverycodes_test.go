@@ -423,7 +423,7 @@ func TestConfigAndPrompt(t *testing.T) {
 		t.Fatalf("count 5: %d %v", len(codes), err)
 	}
 	wantPrompt := flows.Prompt{Page: "code", Heading: "Enter a recovery code", Label: "Recovery code",
-		InputMode: "text", Autocomplete: "off", MaxLength: 32, Choice: "Recovery code"}
+		InputMode: "text", Autocomplete: "off", MaxLength: 32, Choice: "Recovery code", Section: "Recovery codes", Add: "Create recovery codes"}
 	if got := f.Prompt(); got != wantPrompt {
 		t.Fatalf("prompt %+v", got)
 	}

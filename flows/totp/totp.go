@@ -126,7 +126,7 @@ func (f *Flow) Prompt() flows.Prompt {
 		InputMode:    "numeric",
 		Autocomplete: "one-time-code",
 		MaxLength:    8,
-		Choice:       "Authenticator app",
+		Choice:       "Authenticator app", Section: "Authenticator apps", Add: "Add an authenticator app",
 	}
 }
 

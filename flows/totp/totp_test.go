@@ -609,7 +609,7 @@ func TestOptionsAndLimits(t *testing.T) {
 func TestPromptAndKind(t *testing.T) {
 	fx := setup(t)
 	want := flows.Prompt{Page: "code", Heading: "Enter a code from your authenticator app", Label: "6-digit code",
-		InputMode: "numeric", Autocomplete: "one-time-code", MaxLength: 8, Choice: "Authenticator app"}
+		InputMode: "numeric", Autocomplete: "one-time-code", MaxLength: 8, Choice: "Authenticator app", Section: "Authenticator apps", Add: "Add an authenticator app"}
 	if got := fx.flow.Prompt(); got != want {
 		t.Fatalf("prompt %+v", got)
 	}

@@ -201,7 +201,7 @@ func (f *Flow) Timeout() time.Duration { return f.cfg.Timeout }
 // Prompt describes the verification page: the "webauthn" page, whose
 // script runs the ceremony (see [Script]).
 func (f *Flow) Prompt() flows.Prompt {
-	return flows.Prompt{Page: "webauthn", Heading: "Use your passkey", Choice: "Passkey"}
+	return flows.Prompt{Page: "webauthn", Heading: "Use your passkey", Choice: "Passkey", Section: "Passkeys", Add: "Add a passkey"}
 }
 
 // Options offers one option per WebAuthn credential of s, oldest first:

@@ -220,7 +220,7 @@ func TestDefaults(t *testing.T) {
 	if f.ID() != "webauthn" || f.Kind() != flows.KindBound || f.Timeout() != 5*time.Minute {
 		t.Fatalf("ID %q kind %v timeout %v", f.ID(), f.Kind(), f.Timeout())
 	}
-	want := flows.Prompt{Page: "webauthn", Heading: "Use your passkey", Choice: "Passkey"}
+	want := flows.Prompt{Page: "webauthn", Heading: "Use your passkey", Choice: "Passkey", Section: "Passkeys", Add: "Add a passkey"}
 	if got := f.Prompt(); got != want {
 		t.Fatalf("prompt %+v", got)
 	}
