@@ -205,7 +205,9 @@ type LinkRedeemer interface {
 	RedeemLink(ctx context.Context, st store.Tx, env Env, token string) (journeyID string, err error)
 }
 
-// Prompt tells the engine how to ask for a flow's response.
+// Prompt tells the engine how to ask for a flow's response. Its texts are
+// message keys of the plugin's catalogs (templates/messages); a text that
+// is no key is shown as it is.
 type Prompt struct {
 	// Page is the page template to render: "code" (a single code field,
 	// the default) or a flow-specific page such as "webauthn".
@@ -251,8 +253,12 @@ type AuthMethoder interface {
 type Enrolled struct {
 	// ID identifies the factor for [Enroller.Remove].
 	ID string
-	// Name is the factor's label.
+	// Name is the factor's label: the user's words, or a message key of
+	// the plugin's catalogs (which may use {n} for Count).
 	Name string
+	// Count is how many single-use codes the entry stands for (0 when not
+	// applicable).
+	Count int
 	// CreatedAt is when it was added; LastUsedAt when it last verified
 	// someone (zero if never).
 	CreatedAt, LastUsedAt time.Time
@@ -283,7 +289,8 @@ type EnrolPage struct {
 	Data any
 	// State is carried to the next step (sealed by the engine).
 	State []byte
-	// Error is shown next to the form.
+	// Error is shown next to the form: a message key of the plugin's
+	// catalogs (or literal text).
 	Error string
 	// Added reports that a factor was added: the engine notifies the user
 	// and writes the audit trail.

@@ -94,6 +94,12 @@ type Config struct {
 	// Default: none.
 	ReturnToAllowList []string
 
+	// Locale picks the language of a request (a BCP 47 tag, matched
+	// against the catalogs in templates/messages), overriding the
+	// browser's Accept-Language; "" means no choice. Default: nil
+	// (Accept-Language decides; English when nothing matches).
+	Locale func(r *http.Request) string
+
 	// ProductName is shown on pages and in messages. Default: "Account
 	// recovery".
 	ProductName string

@@ -74,6 +74,14 @@
 // [GorillaSession] adapts a gorilla/sessions session to [SessionSource] and
 // [SessionRaiser].
 //
+// # Languages
+//
+// Pages and emails take their texts from the catalogs in
+// templates/messages (English is the reference; every catalog has its
+// keys, checked in New). The language is [Config.Locale]'s choice, else the
+// browser's Accept-Language, else English; a journey's emails use the
+// language it started in.
+//
 // # Security properties
 //
 // Every POST carries a CSRF token (an HMAC bound to the journey, masked per

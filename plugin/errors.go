@@ -28,12 +28,13 @@ type Error struct {
 	Kind ErrorKind
 	// Status is the HTTP status code.
 	Status int
-	// Heading and Public are the page's heading and explanation.
+	// Heading and Public are the message keys (see templates/messages) of
+	// the page's heading and explanation.
 	Heading, Public string
 	// Err is the underlying cause; may be nil.
 	Err error
-	// Link and LinkText, when set, replace the page's "start a new reset"
-	// button.
+	// Link and LinkText (a message key), when set, replace the page's
+	// "start a new reset" button.
 	Link, LinkText string
 }
 
@@ -70,34 +71,34 @@ func (Secret) String() string { return "REDACTED" }
 
 func internalError(err error) *Error {
 	return &Error{Kind: KindInternal, Status: http.StatusInternalServerError,
-		Heading: "Something went wrong",
-		Public:  "We couldn't finish this step, and nothing was changed. Please try again in a few minutes.",
+		Heading: "error.internal.heading",
+		Public:  "error.internal.message",
 		Err:     err}
 }
 
 var (
 	errJourneyMissing = &Error{Kind: KindExpired, Status: http.StatusOK,
-		Heading: "Your reset session has ended",
-		Public:  "Password resets expire after a few minutes, and they only work in the browser where they were started. Start a new one to continue."}
+		Heading: "error.journey_missing.heading",
+		Public:  "error.journey_missing.message"}
 	errForbidden = &Error{Kind: KindForbidden, Status: http.StatusForbidden,
-		Heading: "This form has expired",
-		Public:  "We couldn't verify that this request came from this page. Make sure cookies are allowed for this site, then start again."}
+		Heading: "error.forbidden.heading",
+		Public:  "error.forbidden.message"}
 	errLinkInvalid = &Error{Kind: KindBadRequest, Status: http.StatusOK,
-		Heading: "This link doesn't work",
-		Public:  "The link is incomplete or not valid. Copy the whole link from the email, or enter the code from the email instead."}
+		Heading: "error.link_invalid.heading",
+		Public:  "error.link_invalid.message"}
 	errLinkExpired = &Error{Kind: KindExpired, Status: http.StatusOK,
-		Heading: "This link has expired",
-		Public:  "Reset links work for a limited time. Start a new reset to get a new link."}
+		Heading: "error.link_expired.heading",
+		Public:  "error.link_expired.message"}
 	errLinkUsed = &Error{Kind: KindExpired, Status: http.StatusOK,
-		Heading: "This link was already used",
-		Public:  "Each reset link works only once. If you didn't finish, start a new reset."}
+		Heading: "error.link_used.heading",
+		Public:  "error.link_used.message"}
 	errNotFound = &Error{Kind: KindBadRequest, Status: http.StatusNotFound,
-		Heading: "Page not found",
-		Public:  "This page doesn't exist."}
+		Heading: "error.not_found.heading",
+		Public:  "error.not_found.message"}
 	errMethod = &Error{Kind: KindBadRequest, Status: http.StatusMethodNotAllowed,
-		Heading: "Not allowed",
-		Public:  "This page can't be used that way."}
+		Heading: "error.method.heading",
+		Public:  "error.method.message"}
 	errBadForm = &Error{Kind: KindBadRequest, Status: http.StatusBadRequest,
-		Heading: "We couldn't read that form",
-		Public:  "The form was too large or malformed. Go back and try again."}
+		Heading: "error.bad_form.heading",
+		Public:  "error.bad_form.message"}
 )

@@ -133,7 +133,8 @@ func (p *Plugin) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (p *Plugin) render(w http.ResponseWriter, r *http.Request, status int, page, csrfBinding string, data any) {
-	v := view{Lang: "en", Product: p.s.ProductName, Base: p.basePath, Page: data}
+	tr := p.tr(r)
+	v := view{Lang: tr.Lang, T: tr, Product: p.s.ProductName, Base: p.basePath, Page: data}
 	if csrfBinding != "" {
 		v.CSRF = p.keys.csrfToken(csrfBinding)
 	}
@@ -349,14 +350,16 @@ func (p *Plugin) audit(ctx context.Context, tx store.Tx, r *http.Request, event,
 	return nil
 }
 
-func tooMany(w http.ResponseWriter, retry time.Duration) string {
+// tooMany sets Retry-After and returns the message that says how long to
+// wait.
+func tooMany(w http.ResponseWriter, retry time.Duration, tr T) string {
 	secs := max(int(retry/time.Second), 1)
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	mins := (secs + 59) / 60
 	if mins <= 1 {
-		return "Too many attempts. Wait a minute, then try again."
+		return tr.Get("limit.minute")
 	}
-	return fmt.Sprintf("Too many attempts. Wait %d minutes, then try again.", mins)
+	return tr.Get("limit.minutes", "n", mins)
 }
 
 // Handlers.
@@ -406,7 +409,7 @@ func (p *Plugin) startJourney(w http.ResponseWriter, r *http.Request) error {
 		page.SignInURL = p.s.signIn.String()
 	}
 	if !validIdentifier(identifier) {
-		page.Error = "Enter the email address or username of your account."
+		page.Error = p.tr(r).Get("start.error")
 		p.render(w, r, http.StatusBadRequest, "start", browserID, page)
 		return nil
 	}
@@ -447,7 +450,7 @@ func (p *Plugin) startJourney(w http.ResponseWriter, r *http.Request) error {
 
 	now := p.s.Now()
 	ip := p.s.ClientIP(r)
-	j := store.Journey{ID: randomID(16), ReturnTo: rt, Locale: "en", CreatedAt: now, ExpiresAt: now.Add(p.s.JourneyTTL)}
+	j := store.Journey{ID: randomID(16), ReturnTo: rt, Locale: p.locale(r), CreatedAt: now, ExpiresAt: now.Add(p.s.JourneyTTL)}
 	var ipLimit limitResult
 	err = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
 		var err error
@@ -490,7 +493,7 @@ func (p *Plugin) startJourney(w http.ResponseWriter, r *http.Request) error {
 	}
 	if ipLimit.exceeded {
 		p.log.WarnContext(ctx, "sspr: start limited per IP", slog.String("ip", ip))
-		page.Notice = tooMany(w, ipLimit.retryAfter)
+		page.Notice = tooMany(w, ipLimit.retryAfter, p.tr(r))
 		p.render(w, r, http.StatusTooManyRequests, "start", browserID, page)
 		return nil
 	}
@@ -634,7 +637,7 @@ func (p *Plugin) verifyPage(w http.ResponseWriter, r *http.Request) error {
 	}
 	var page stepPage
 	if r.URL.Query().Get("sent") == "1" {
-		page.Notice = "We sent a new email. Only the newest code and link work."
+		page.Notice = p.tr(r).Get("check.sent")
 	}
 	return p.renderStep(w, r, http.StatusOK, j, f, pr, page)
 }
@@ -815,46 +818,48 @@ func (p *Plugin) verify(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	channel := f.Kind() == flows.KindChannel
+	tr := p.tr(r)
 	var page stepPage
 	status := http.StatusBadRequest
 	switch {
 	case ipLimit.exceeded:
-		page.Error = tooMany(w, ipLimit.retryAfter)
+		page.Error = tooMany(w, ipLimit.retryAfter, p.tr(r))
 		status = http.StatusTooManyRequests
 	case acctLimit.exceeded:
-		page.Error = "Too many wrong codes for this account today. Try again tomorrow or contact your helpdesk."
+		page.Error = tr.Get("verify.account_limited")
 	case errors.Is(verr, flows.ErrMalformed) && channel:
-		page.Error = "Enter the 8-digit code from the email."
+		n := 8
 		if ci, ok := f.(codeInfo); ok {
-			page.Error = fmt.Sprintf("Enter the %d-digit code from the email.", ci.CodeLength())
+			n = ci.CodeLength()
 		}
+		page.Error = tr.Get("verify.malformed_email", "n", n)
 	case errors.Is(verr, flows.ErrMalformed):
-		page.Error = "That doesn't look right. Check what you entered and try again."
+		page.Error = tr.Get("verify.malformed")
 	case errors.Is(verr, flows.ErrWrongResponse):
 		var ve *flows.VerifyError
 		left := 0
 		if errors.As(verr, &ve) {
 			left = ve.AttemptsLeft
 		}
-		what := "That code isn't right."
+		what := tr.Get("verify.wrong_code")
 		if pp, ok := f.(flows.Prompter); ok && pp.Prompt().Page == "webauthn" {
-			what = "We couldn't verify your passkey."
+			what = tr.Get("verify.wrong_passkey")
 		}
 		if left == 1 {
-			page.Error = what + " You have 1 try left."
+			page.Error = what + " " + tr.Get("verify.tries_left_one")
 		} else {
-			page.Error = fmt.Sprintf("%s You have %d tries left.", what, left)
+			page.Error = what + " " + tr.Get("verify.tries_left", "n", left)
 		}
 	case errors.Is(verr, flows.ErrExhausted) && channel:
-		page.Error = "Too many wrong codes. This code no longer works; start a new reset."
+		page.Error = tr.Get("verify.exhausted_email")
 	case errors.Is(verr, flows.ErrExhausted):
-		page.Error = "Too many wrong attempts. Use another method or start a new reset."
+		page.Error = tr.Get("verify.exhausted")
 	case errors.Is(verr, flows.ErrExpired) && channel:
-		page.Error = "This code has expired. Send a new email to get a new code."
+		page.Error = tr.Get("verify.expired_email")
 	case channel:
-		page.Error = "This code no longer works. Send a new email to get a new code."
+		page.Error = tr.Get("verify.dead_email")
 	default:
-		page.Error = "This step has expired. Use another method or start a new reset."
+		page.Error = tr.Get("verify.expired")
 	}
 	pr, err := p.progress(ctx, j)
 	if err != nil {
@@ -908,7 +913,7 @@ func (p *Plugin) resend(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		return p.renderStep(w, r, http.StatusTooManyRequests, j, f, pr,
-			stepPage{Error: "You can't ask for more emails in this reset. Use the newest code, or start a new reset."})
+			stepPage{Error: p.tr(r).Get("resend.limit")})
 	}
 	p.worker.Kick()
 	p.redirect(w, "/verify", url.Values{"sent": {"1"}})
@@ -1000,9 +1005,9 @@ func (p *Plugin) redeemLink(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return internalError(err)
 	case ipLimit.exceeded:
-		tooMany(w, ipLimit.retryAfter)
-		return &Error{Kind: KindLimited, Status: http.StatusTooManyRequests, Heading: "Too many attempts",
-			Public: "Too many attempts from your network. Wait a few minutes, then open the link again."}
+		tooMany(w, ipLimit.retryAfter, p.tr(r))
+		return &Error{Kind: KindLimited, Status: http.StatusTooManyRequests, Heading: "error.limited.heading",
+			Public: "error.limited.message"}
 	case errors.Is(lerr, flows.ErrUsed):
 		return errLinkUsed
 	case lerr != nil:
@@ -1042,7 +1047,7 @@ func (p *Plugin) readyJourney(ctx context.Context, r *http.Request) (store.Journ
 }
 
 func (p *Plugin) passwordPageData(pr progress) passwordPage {
-	return passwordPage{Action: p.basePath + "/password", Heading: "Choose a new password", Username: firstNonEmpty(pr.user.Username, pr.user.Email), MinLength: p.policy.MinLength(pr.hasMFA), MaxLength: p.policy.MaxLength()}
+	return passwordPage{Action: p.basePath + "/password", Heading: "password.heading", Username: firstNonEmpty(pr.user.Username, pr.user.Email), MinLength: p.policy.MinLength(pr.hasMFA), MaxLength: p.policy.MaxLength()}
 }
 
 func firstNonEmpty(v ...string) string {
@@ -1084,7 +1089,7 @@ func (p *Plugin) setPassword(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	pw := r.PostForm.Get("password")
-	np, refused, err := p.vetPassword(ctx, pr, pw, r.PostForm.Get("confirm"), p.passwordPageData(pr))
+	np, refused, err := p.vetPassword(ctx, p.tr(r), pr, pw, r.PostForm.Get("confirm"), p.passwordPageData(pr))
 	if err != nil {
 		return err
 	}
@@ -1110,6 +1115,21 @@ func (p *Plugin) setPassword(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// problemText is the translated reason of a policy refusal.
+func (p *Plugin) problemText(tr T, prob password.Problem, hasMFA bool) string {
+	switch prob.Rule {
+	case password.RuleTooShort:
+		return tr.Get("password.too_short", "n", p.policy.MinLength(hasMFA))
+	case password.RuleTooLong:
+		return tr.Get("password.too_long", "n", p.policy.MaxLength())
+	case password.RuleCommon:
+		return tr.Get("password.common")
+	case password.RuleIdentifier:
+		return tr.Get("password.identifier")
+	}
+	return prob.Message
+}
+
 // vetted is a new password that passed the policy, with the history key
 // derived for it.
 type vetted struct {
@@ -1119,17 +1139,17 @@ type vetted struct {
 
 // vetPassword checks pw against the policy and the password history. It
 // returns the page to show again, with every reason, when pw is refused.
-func (p *Plugin) vetPassword(ctx context.Context, pr progress, pw, confirm string, page passwordPage) (vetted, *passwordPage, error) {
+func (p *Plugin) vetPassword(ctx context.Context, tr T, pr progress, pw, confirm string, page passwordPage) (vetted, *passwordPage, error) {
 	u := pr.user
 	for _, prob := range p.policy.Check(password.Input{
 		Password:    pw,
 		Identifiers: []string{u.Username, u.Email, u.DisplayName},
 		HasMFA:      pr.hasMFA,
 	}) {
-		page.Errors = append(page.Errors, prob.Message)
+		page.Errors = append(page.Errors, p.problemText(tr, prob, pr.hasMFA))
 	}
 	if pw != confirm {
-		page.ConfirmError = "The two passwords don't match. Type the same password twice."
+		page.ConfirmError = tr.Get("password.mismatch")
 	}
 	if page.Errors != nil || page.ConfirmError != "" {
 		return vetted{}, &page, nil
@@ -1142,7 +1162,7 @@ func (p *Plugin) vetPassword(ctx context.Context, pr progress, pw, confirm strin
 	}
 	for _, old := range hist.Keys {
 		if subtle.ConstantTimeCompare(old, key) == 1 {
-			page.Errors = []string{"You used this password recently. Choose one you haven't used before."}
+			page.Errors = []string{tr.Get("password.reused")}
 			return vetted{}, &page, nil
 		}
 	}
@@ -1159,8 +1179,8 @@ func (p *Plugin) commitPassword(ctx context.Context, r *http.Request, j store.Jo
 			return p.audit(ctx, tx, r, event, j.ID, userID, "failed", "directory refused the password")
 		})
 		return &Error{Kind: KindInternal, Status: http.StatusInternalServerError,
-			Heading: "Your password was not changed",
-			Public:  "We couldn't save your new password, so your old password still works. Please try again in a few minutes.",
+			Heading: "error.not_changed.heading",
+			Public:  "error.not_changed.message",
 			Err:     fmt.Errorf("sspr: set password: %w", err)}
 	}
 	revoked := "not supported by the host"
@@ -1179,7 +1199,7 @@ func (p *Plugin) commitPassword(ctx context.Context, r *http.Request, j store.Jo
 		}
 		data := changedData{Time: now.UTC().Format("2006-01-02 15:04 MST"), ResetURL: p.url("/", nil)}
 		for _, addr := range pr.subject.Emails {
-			if err := p.queue(ctx, tx, "changed", "email", addr, data); err != nil {
+			if err := p.queue(ctx, tx, "changed", "email", addr, p.locale(r), data); err != nil {
 				return err
 			}
 		}

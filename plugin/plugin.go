@@ -18,6 +18,7 @@ import (
 	"github.com/sspr-go/sspr/plugin/notify"
 	"github.com/sspr-go/sspr/plugin/password"
 	"github.com/sspr-go/sspr/plugin/store"
+	"github.com/sspr-go/sspr/templates"
 )
 
 // cookieName is the name of the cookie that binds a journey to a browser.
@@ -38,6 +39,7 @@ type Plugin struct {
 	s       *settings
 	keys    *keyring
 	pages   *renderer
+	msgs    *catalogs
 	cookies *sessions.CookieStore
 	policy  *password.Policy
 	limits  limiter
@@ -71,8 +73,12 @@ func New(cfg Config) (*Plugin, error) {
 	if p.keys, err = newKeyring(s.Keys); err != nil {
 		errs = append(errs, err)
 	}
-	if p.pages, err = newRenderer(s.Templates); err != nil {
+	files := overlay{override: s.Templates, base: templates.Default()}
+	if p.pages, err = newRenderer(files); err != nil {
 		errs = append(errs, err)
+	}
+	if p.msgs, err = loadCatalogs(files); err != nil {
+		errs = append(errs, fmt.Errorf("sspr: config: field 'Templates': %w", err))
 	}
 	if p.policy, err = password.NewPolicy(s.Password); err != nil {
 		errs = append(errs, fmt.Errorf("sspr: config: field 'Password': %w", err))
@@ -247,7 +253,7 @@ type scripter interface {
 type env struct{ p *Plugin }
 
 func (e env) Queue(ctx context.Context, tx store.Tx, m flows.Message) error {
-	return e.p.queue(ctx, tx, m.Template, m.Channel, m.To, m.Data)
+	return e.p.queue(ctx, tx, m.Template, m.Channel, m.To, m.Locale, m.Data)
 }
 
 func (e env) MAC(purpose string, parts ...[]byte) []byte { return e.p.keys.mac(purpose, parts...) }
@@ -265,8 +271,8 @@ func (p *Plugin) url(path string, query url.Values) string {
 }
 
 // queue renders a message and writes it, sealed, to the outbox in tx.
-func (p *Plugin) queue(ctx context.Context, tx store.Tx, template, channel, to string, data any) error {
-	msg, err := p.pages.email(template, channel, to, emailData{Product: p.s.ProductName, Data: data})
+func (p *Plugin) queue(ctx context.Context, tx store.Tx, template, channel, to, lang string, data any) error {
+	msg, err := p.pages.email(template, channel, to, emailData{Product: p.s.ProductName, Data: data, T: p.msgs.translator(lang)})
 	if err != nil {
 		return err
 	}

@@ -44,8 +44,7 @@ func (o overlay) read(name string) ([]byte, error) {
 	return fs.ReadFile(o.base, name)
 }
 
-func newRenderer(override fs.FS) (*renderer, error) {
-	o := overlay{override: override, base: templates.Default()}
+func newRenderer(o overlay) (*renderer, error) {
 	r := &renderer{pages: map[string]*htmltemplate.Template{}, emails: map[string]emailTemplate{}}
 	var errs []error
 
@@ -130,6 +129,8 @@ type view struct {
 	Base string
 	// CSRF is the token to put in every form.
 	CSRF string
+	// T translates message keys into the page's language.
+	T T
 	// Page holds the page's own data.
 	Page any
 }
@@ -152,6 +153,7 @@ func (r *renderer) page(name string, v view) ([]byte, error) {
 type emailData struct {
 	Product string
 	Data    any
+	T       T
 }
 
 // email renders a message.

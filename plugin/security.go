@@ -142,9 +142,9 @@ func (p *Plugin) securityPage(w http.ResponseWriter, r *http.Request, sess Sessi
 	}
 	switch r.URL.Query().Get("done") {
 	case "removed":
-		page.Notice = "The method was removed. We emailed you about it."
+		page.Notice = "security.notice_removed"
 	case "added":
-		page.Notice = "The method was added. We emailed you about it."
+		page.Notice = "security.notice_added"
 	}
 	p.render(w, r, http.StatusOK, "security", binding, page)
 	return nil
@@ -198,8 +198,8 @@ func (p *Plugin) removeFactor(w http.ResponseWriter, r *http.Request, sess Sessi
 	err := en.Remove(ctx, sess.UserID, r.PostForm.Get("factor"))
 	switch {
 	case errors.Is(err, flows.ErrNoFactor):
-		return &Error{Kind: KindBadRequest, Status: http.StatusNotFound, Heading: "Nothing to remove",
-			Public: "That method isn't on your account (any more).", Link: p.basePath + "/account/security", LinkText: "Back to security info"}
+		return &Error{Kind: KindBadRequest, Status: http.StatusNotFound, Heading: "error.nothing_to_remove.heading",
+			Public: "error.nothing_to_remove.message", Link: p.basePath + "/account/security", LinkText: "common.back_to_security"}
 	case err != nil:
 		return internalError(err)
 	}
@@ -222,7 +222,7 @@ func (p *Plugin) securityChanged(ctx context.Context, r *http.Request, pr progre
 	data := factorData{Action: action, Method: flowTitle(f), Time: now.UTC().Format("2006-01-02 15:04 MST"), ResetURL: p.url("/", nil)}
 	err := p.s.Store.Atomic(ctx, func(tx store.Tx) error {
 		for _, addr := range pr.subject.Emails {
-			if err := p.queue(ctx, tx, "factor", "email", addr, data); err != nil {
+			if err := p.queue(ctx, tx, "factor", "email", addr, p.locale(r), data); err != nil {
 				return err
 			}
 		}

@@ -97,9 +97,9 @@ func (p *Plugin) signedIn(r *http.Request) (Session, error) {
 	sess, err := p.s.Sessions.Session(r)
 	switch {
 	case errors.Is(err, ErrNoSession):
-		return sess, &Error{Kind: KindForbidden, Status: http.StatusUnauthorized, Heading: "Sign in first",
-			Public: "This page is for signed-in users. Sign in, then come back to change your password.",
-			Link:   p.s.signIn.String(), LinkText: "Sign in"}
+		return sess, &Error{Kind: KindForbidden, Status: http.StatusUnauthorized, Heading: "error.sign_in.heading",
+			Public: "error.sign_in.message",
+			Link:   p.s.signIn.String(), LinkText: "error.sign_in.link"}
 	case err != nil:
 		return sess, internalError(fmt.Errorf("sspr: session: %w", err))
 	}
@@ -139,7 +139,7 @@ func (p *Plugin) startStepUp(w http.ResponseWriter, r *http.Request, sess Sessio
 	ctx := r.Context()
 	now := p.s.Now()
 	j := store.Journey{ID: randomID(16), Kind: store.KindStepUp, UserID: sess.UserID, ReturnTo: p.url(target, nil),
-		Locale: "en", CreatedAt: now, ExpiresAt: now.Add(p.s.JourneyTTL)}
+		Locale: p.locale(r), CreatedAt: now, ExpiresAt: now.Add(p.s.JourneyTTL)}
 	if p.stepUp != nil {
 		return p.startOIDCStepUp(w, r, j, pr)
 	}
@@ -241,8 +241,8 @@ func (p *Plugin) oauthConfig(prov *oidc.Provider) *oauth2.Config {
 }
 
 var errStepUpFailed = &Error{Kind: KindForbidden, Status: http.StatusForbidden,
-	Heading: "We couldn't confirm it's you",
-	Public:  "The sign-in did not prove a recent second factor for your account, so nothing was changed. Go back and try again."}
+	Heading: "error.stepup_failed.heading",
+	Public:  "error.stepup_failed.message"}
 
 // stepUpCallback finishes an OIDC step-up: it verifies the ID token with
 // go-oidc and then checks, itself, the nonce, that sub is the journey's
@@ -393,13 +393,13 @@ func (p *Plugin) accountPassword(w http.ResponseWriter, r *http.Request) error {
 		return p.startStepUp(w, r, sess, pr, "/account/password")
 	}
 	page := p.passwordPageData(pr)
-	page.Action, page.Heading = p.basePath+"/account/password", "Change your password"
+	page.Action, page.Heading = p.basePath+"/account/password", "password.change_heading"
 	if r.Method != http.MethodPost {
 		p.render(w, r, http.StatusOK, "password", binding, page)
 		return nil
 	}
 	pw := r.PostForm.Get("password")
-	np, refused, err := p.vetPassword(ctx, pr, pw, r.PostForm.Get("confirm"), page)
+	np, refused, err := p.vetPassword(ctx, p.tr(r), pr, pw, r.PostForm.Get("confirm"), page)
 	if err != nil {
 		return err
 	}

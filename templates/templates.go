@@ -11,8 +11,13 @@
 //	email/<name>.txt     plain-text body of a message; defines "subject" and "text"
 //	email/<name>.html    HTML body of a message; defines "html"
 //	static/style.css     the stylesheet, served under <base>/static/style.css
+//	messages/<lang>.json the message catalog of a language: key → text
+//	                     with {name} placeholders; en.json is the reference
+//	                     and every other catalog must have exactly its keys
 //
-// Pages use html/template and never contain inline script or style, so the
+// Pages take every user-facing text from the catalogs ({{.T.Get "key"}}),
+// so adding a language is adding one messages file. Pages use
+// html/template and never contain inline script or style, so the
 // plugin's Content-Security-Policy can forbid both; every page works without
 // JavaScript.
 package templates
@@ -22,7 +27,7 @@ import (
 	"io/fs"
 )
 
-//go:embed pages/*.html email/*.txt email/*.html static/*
+//go:embed pages/*.html email/*.txt email/*.html static/* messages/*.json
 var files embed.FS
 
 // Default returns the embedded default templates.

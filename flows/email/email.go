@@ -294,6 +294,14 @@ func validToken(s string) bool {
 	if len(s) != base64.RawURLEncoding.EncodedLen(tokenBytes) {
 		return false
 	}
+	// Check the alphabet first: the decoder skips \r and \n, so it alone
+	// would let "…\n…" through (found by FuzzLinkToken).
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < 'A' || c > 'Z') && (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' && c != '_' {
+			return false
+		}
+	}
 	_, err := base64.RawURLEncoding.DecodeString(s)
 	return err == nil
 }

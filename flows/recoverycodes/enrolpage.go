@@ -30,11 +30,7 @@ func (f *Flow) Enrolled(ctx context.Context, userID string) ([]flows.Enrolled, e
 	if len(fs) == 0 {
 		return nil, nil
 	}
-	e := flows.Enrolled{ID: setID, Name: fmt.Sprintf("Recovery codes (%d left)", len(fs)), CreatedAt: fs[0].CreatedAt}
-	if len(fs) == 1 {
-		e.Name = "Recovery codes (1 left)"
-	}
-	return []flows.Enrolled{e}, nil
+	return []flows.Enrolled{{ID: setID, Name: "recovery.set", Count: len(fs), CreatedAt: fs[0].CreatedAt}}, nil
 }
 
 // StartEnrol asks to confirm: new codes replace the old ones.

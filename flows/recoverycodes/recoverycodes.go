@@ -84,12 +84,14 @@ func (f *Flow) Kind() flows.Kind { return flows.KindBound }
 func (f *Flow) Prompt() flows.Prompt {
 	return flows.Prompt{
 		Page:         "code",
-		Heading:      "Enter a recovery code",
-		Label:        "Recovery code",
+		Heading:      "recovery.heading",
+		Label:        "recovery.label",
 		InputMode:    "text",
 		Autocomplete: "off",
 		MaxLength:    32,
-		Choice:       "Recovery code", Section: "Recovery codes", Add: "Create recovery codes",
+		Choice:       "recovery.choice",
+		Section:      "recovery.section",
+		Add:          "recovery.add",
 	}
 }
 

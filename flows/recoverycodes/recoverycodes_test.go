@@ -422,8 +422,8 @@ func TestConfigAndPrompt(t *testing.T) {
 	if codes, err := f.Generate(t.Context(), fx.st, fx.env, "alice"); err != nil || len(codes) != 5 {
 		t.Fatalf("count 5: %d %v", len(codes), err)
 	}
-	wantPrompt := flows.Prompt{Page: "code", Heading: "Enter a recovery code", Label: "Recovery code",
-		InputMode: "text", Autocomplete: "off", MaxLength: 32, Choice: "Recovery code", Section: "Recovery codes", Add: "Create recovery codes"}
+	wantPrompt := flows.Prompt{Page: "code", Heading: "recovery.heading", Label: "recovery.label",
+		InputMode: "text", Autocomplete: "off", MaxLength: 32, Choice: "recovery.choice", Section: "recovery.section", Add: "recovery.add"}
 	if got := f.Prompt(); got != wantPrompt {
 		t.Fatalf("prompt %+v", got)
 	}

@@ -114,7 +114,7 @@ func (f *Flow) enrollment(p pending, account string) (Enrollment, error) {
 
 // Confirm completes an enrolment: it checks code against the token's
 // secret for the current time step ±Skew and stores the factor under name
-// (default "Authenticator app"), its secret sealed, with the code's step
+// (default [DefaultName], a message key), its secret sealed, with the code's step
 // already used. It returns the stored factor (whose UserID is the one the
 // token was issued to: a host may check it against its session).
 //

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"html/template"
 
 	"github.com/sspr-go/sspr/flows"
@@ -58,7 +57,7 @@ func (f *Flow) FinishEnrol(ctx context.Context, r flows.EnrolRequest) (flows.Enr
 	token, name := string(r.State), r.Form.Get("name")
 	p, err := f.openToken(token)
 	if err != nil || p.userID != r.UserID {
-		return f.restart(ctx, r, "This setup can't be finished. Scan the new QR code below.")
+		return f.restart(ctx, r, "totp.enrol.restart")
 	}
 	fa, err := f.Confirm(ctx, f.cfg.Store, token, r.Form.Get("code"), name)
 	var msg string
@@ -66,15 +65,15 @@ func (f *Flow) FinishEnrol(ctx context.Context, r flows.EnrolRequest) (flows.Enr
 	case err == nil:
 		return flows.EnrolPage{Page: "enrol-totp", Data: EnrolData{Added: fa.Name}, Added: true}, nil
 	case errors.Is(err, flows.ErrExpired):
-		return f.restart(ctx, r, "This setup expired. Scan the new QR code below.")
+		return f.restart(ctx, r, "totp.enrol.expired")
 	case errors.Is(err, flows.ErrUsed):
-		return f.restart(ctx, r, "This app was already added. To add another one, scan the new QR code below.")
+		return f.restart(ctx, r, "totp.enrol.used")
 	case errors.Is(err, ErrTooManyFactors):
-		return flows.EnrolPage{Page: "enrol-totp", Error: fmt.Sprintf("You already have %d authenticator apps. Remove one before you add another.", MaxFactors)}, nil
+		return flows.EnrolPage{Page: "enrol-totp", Error: "totp.enrol.too_many"}, nil
 	case errors.Is(err, flows.ErrWrongResponse):
-		msg = "That code didn't work. Enter the 6-digit code your app shows now."
+		msg = "totp.enrol.wrong_code"
 	case errors.Is(err, flows.ErrMalformed):
-		msg = fmt.Sprintf("Enter the 6-digit code from your app, and a name of at most %d characters.", MaxNameLength)
+		msg = "totp.enrol.malformed"
 	default:
 		return flows.EnrolPage{}, err
 	}

@@ -30,7 +30,7 @@ const (
 	// DefaultIssuer is the default of [Config.Issuer].
 	DefaultIssuer = "sspr"
 	// DefaultName is the name of a factor enrolled without one.
-	DefaultName = "Authenticator app"
+	DefaultName = "totp.default_name"
 	// MaxFactors is how many authenticators a user may enrol; each one
 	// adds 2·Skew+1 codes an attacker's guess can hit.
 	MaxFactors = 5
@@ -121,12 +121,14 @@ func (f *Flow) Kind() flows.Kind { return flows.KindBound }
 func (f *Flow) Prompt() flows.Prompt {
 	return flows.Prompt{
 		Page:         "code",
-		Heading:      "Enter a code from your authenticator app",
-		Label:        "6-digit code",
+		Heading:      "totp.heading",
+		Label:        "totp.label",
 		InputMode:    "numeric",
 		Autocomplete: "one-time-code",
 		MaxLength:    8,
-		Choice:       "Authenticator app", Section: "Authenticator apps", Add: "Add an authenticator app",
+		Choice:       "totp.choice",
+		Section:      "totp.section",
+		Add:          "totp.add",
 	}
 }
 

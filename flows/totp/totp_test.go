@@ -465,7 +465,7 @@ func TestEnrollConfirm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fa.UserID != "alice" || fa.Name != "Authenticator app" || fa.Flow != "totp" || factors() != 1 {
+	if fa.UserID != "alice" || fa.Name != totp.DefaultName || fa.Flow != "totp" || factors() != 1 {
 		t.Fatalf("factor %+v", fa)
 	}
 	// Confirm used the code's step.
@@ -589,7 +589,7 @@ func TestOptionsAndLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	opts, err := fx.flow.Options(t.Context(), flows.Subject{UserID: "bob"})
-	want := []flows.Option{{Flow: "totp", Ref: a.ID, Hint: "Authenticator app"}, {Flow: "totp", Ref: b.ID, Hint: "Work phone"}}
+	want := []flows.Option{{Flow: "totp", Ref: a.ID, Hint: totp.DefaultName}, {Flow: "totp", Ref: b.ID, Hint: "Work phone"}}
 	if err != nil || len(opts) != 2 || opts[0] != want[0] || opts[1] != want[1] {
 		t.Fatalf("options %+v: %v", opts, err)
 	}
@@ -608,8 +608,8 @@ func TestOptionsAndLimits(t *testing.T) {
 
 func TestPromptAndKind(t *testing.T) {
 	fx := setup(t)
-	want := flows.Prompt{Page: "code", Heading: "Enter a code from your authenticator app", Label: "6-digit code",
-		InputMode: "numeric", Autocomplete: "one-time-code", MaxLength: 8, Choice: "Authenticator app", Section: "Authenticator apps", Add: "Add an authenticator app"}
+	want := flows.Prompt{Page: "code", Heading: "totp.heading", Label: "totp.label",
+		InputMode: "numeric", Autocomplete: "one-time-code", MaxLength: 8, Choice: "totp.choice", Section: "totp.section", Add: "totp.add"}
 	if got := fx.flow.Prompt(); got != want {
 		t.Fatalf("prompt %+v", got)
 	}

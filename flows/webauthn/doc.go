@@ -37,7 +37,7 @@
 // # Storage
 //
 // Each credential is a [store.Factor] with Flow [ID]: Name is the user's
-// label ([DefaultLabel] "Passkey"), Data the JSON of go-webauthn's
+// label ([DefaultLabel], a message key), Data the JSON of go-webauthn's
 // Credential (public key, flags, transports, attestation), Counter the
 // signature counter. Nothing in it is secret. Each user with a passkey
 // also has one factor with Flow [UserHandleFlow] whose Data is the user's

@@ -50,11 +50,11 @@ func (f *Flow) FinishEnrol(ctx context.Context, r flows.EnrolRequest) (flows.Enr
 	case err == nil:
 		return flows.EnrolPage{Page: "enrol-webauthn", Data: EnrolData{Added: fa.Name}, Added: true}, nil
 	case errors.Is(err, store.ErrConflict):
-		msg = "This passkey is already registered."
+		msg = "webauthn.enrol.duplicate"
 	case errors.Is(err, flows.ErrExpired), errors.Is(err, flows.ErrNoChallenge):
-		msg = "This setup expired. Try again."
+		msg = "webauthn.enrol.expired"
 	case errors.Is(err, flows.ErrMalformed), errors.Is(err, flows.ErrWrongResponse):
-		msg = "The passkey couldn't be added. Try again, or use another device."
+		msg = "webauthn.enrol.refused"
 	default:
 		return flows.EnrolPage{}, err
 	}

@@ -36,7 +36,7 @@ const (
 	// DefaultTimeout is the default of [Config.Timeout].
 	DefaultTimeout = 5 * time.Minute
 	// DefaultLabel is the label of a credential enrolled without one.
-	DefaultLabel = "Passkey"
+	DefaultLabel = "webauthn.default_name"
 	// MaxAttempts is the number of failed assertions after which a
 	// journey's challenge is dead.
 	MaxAttempts = 5
@@ -201,7 +201,7 @@ func (f *Flow) Timeout() time.Duration { return f.cfg.Timeout }
 // Prompt describes the verification page: the "webauthn" page, whose
 // script runs the ceremony (see [Script]).
 func (f *Flow) Prompt() flows.Prompt {
-	return flows.Prompt{Page: "webauthn", Heading: "Use your passkey", Choice: "Passkey", Section: "Passkeys", Add: "Add a passkey"}
+	return flows.Prompt{Page: "webauthn", Heading: "webauthn.heading", Choice: "webauthn.choice", Section: "webauthn.section", Add: "webauthn.add"}
 }
 
 // Options offers one option per WebAuthn credential of s, oldest first:

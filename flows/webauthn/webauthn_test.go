@@ -220,7 +220,7 @@ func TestDefaults(t *testing.T) {
 	if f.ID() != "webauthn" || f.Kind() != flows.KindBound || f.Timeout() != 5*time.Minute {
 		t.Fatalf("ID %q kind %v timeout %v", f.ID(), f.Kind(), f.Timeout())
 	}
-	want := flows.Prompt{Page: "webauthn", Heading: "Use your passkey", Choice: "Passkey", Section: "Passkeys", Add: "Add a passkey"}
+	want := flows.Prompt{Page: "webauthn", Heading: "webauthn.heading", Choice: "webauthn.choice", Section: "webauthn.section", Add: "webauthn.add"}
 	if got := f.Prompt(); got != want {
 		t.Fatalf("prompt %+v", got)
 	}
@@ -272,7 +272,7 @@ func TestRegister(t *testing.T) {
 	if err := json.Unmarshal(stored.Data, &cred); err != nil {
 		t.Fatal(err)
 	}
-	if stored.UserID != alice.UserID || stored.Flow != "webauthn" || stored.Name != "Passkey" || stored.Counter != 0 ||
+	if stored.UserID != alice.UserID || stored.Flow != "webauthn" || stored.Name != webauthn.DefaultLabel || stored.Counter != 0 ||
 		!stored.CreatedAt.Equal(x.env.Now()) || len(stored.Secret) != 0 ||
 		!bytes.Equal(cred.ID, a.CredentialID()) || len(cred.PublicKey) == 0 || !cred.Flags.UserVerified {
 		t.Fatalf("stored factor %+v, credential %+v", stored, cred)
@@ -301,7 +301,7 @@ func TestRegister(t *testing.T) {
 	}
 
 	got, err := x.f.Options(ctx, alice)
-	if err != nil || len(got) != 2 || got[0] != (flows.Option{Flow: "webauthn", Ref: fac.ID, Hint: "Passkey"}) || got[1].Hint != "YubiKey" {
+	if err != nil || len(got) != 2 || got[0] != (flows.Option{Flow: "webauthn", Ref: fac.ID, Hint: webauthn.DefaultLabel}) || got[1].Hint != "YubiKey" {
 		t.Fatalf("options %+v (%v)", got, err)
 	}
 	if got, err := x.f.Options(ctx, bob); err != nil || len(got) != 0 {
