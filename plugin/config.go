@@ -104,6 +104,11 @@ type Config struct {
 	// recovery".
 	ProductName string
 
+	// LogoURL is the product's logo shown above every page: a path on the
+	// host (such as "/static/logo.svg") or an absolute URL the page's CSP
+	// allows (img-src 'self'). Default: none.
+	LogoURL string
+
 	// Templates overrides the embedded templates: any file present in it
 	// replaces the default of the same path (see package templates). A
 	// missing or broken template makes New fail. Default: nil (the
@@ -324,6 +329,11 @@ func validate(cfg Config) (*settings, error) {
 		s.StepUp = &c
 		if cfg.Sessions == nil {
 			errs = append(errs, fieldError("StepUp", "needs Sessions (sspr must know who is signed in)"))
+		}
+	}
+	if cfg.LogoURL != "" && !strings.HasPrefix(cfg.LogoURL, "/") {
+		if _, err := parseAbsURL(cfg.LogoURL); err != nil {
+			errs = append(errs, fieldError("LogoURL", "must be a path starting with / or an absolute URL"))
 		}
 	}
 	if cfg.AccountURL != "" {

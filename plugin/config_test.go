@@ -1,7 +1,10 @@
 package plugin_test
 
 import (
+	"regexp"
 	"strings"
+
+	"golang.org/x/net/html"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -112,5 +115,33 @@ func TestNewLeavesCallerConfigAlone(t *testing.T) {
 	}
 	if cfg.ProductName != "" || cfg.JourneyTTL != 0 || cfg.Limits != (plugin.Limits{}) || string(cfg.Keys[0]) != key || len(cfg.Flows) != 1 {
 		t.Fatalf("New changed the caller's config: %+v", cfg)
+	}
+}
+
+func TestBranding(t *testing.T) {
+	h := newHarness(t, func(c *plugin.Config) {
+		c.ProductName = "Acme ID"
+		c.LogoURL = "/static/acme.svg"
+		c.Templates = fstest.MapFS{"static/brand.css": {Data: []byte(`:root{--color-primary:#0f766e}`)}}
+	})
+	b := plugintest.NewBrowser(t)
+	p := b.Get(h.base + "/")
+	logos := p.Find(func(n *html.Node) bool { return plugintest.Attr(n, "class") == "logo" })
+	if len(logos) != 1 || plugintest.Attr(logos[0], "src") != "/static/acme.svg" || !strings.Contains(p.Text(), "Acme ID") {
+		t.Fatalf("branded page: %s", p.Body)
+	}
+	if css := b.Get(h.base + "/static/brand.css"); !strings.Contains(string(css.Body), "#0f766e") {
+		t.Fatalf("brand.css: %s", css.Body)
+	}
+	// Without an override brand.css is served, empty of rules.
+	plain := newHarness(t)
+	css := b.Get(plain.base + "/static/brand.css")
+	if rules := regexp.MustCompile(`(?s)/\*.*?\*/`).ReplaceAllString(string(css.Body), ""); css.Status != 200 || strings.TrimSpace(rules) != "" {
+		t.Fatalf("default brand.css: %d %s", css.Status, css.Body)
+	}
+	cfg := h.config()
+	cfg.LogoURL = "javascript:alert(1)"
+	if _, err := plugin.New(cfg); err == nil || !strings.Contains(err.Error(), "field 'LogoURL'") {
+		t.Fatalf("bad logo URL: %v", err)
 	}
 }

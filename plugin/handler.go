@@ -60,10 +60,14 @@ func (p *Plugin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var err error
 	switch {
-	case path == "/static/style.css" && get:
+	case (path == "/static/style.css" || path == "/static/brand.css") && get:
 		h.Set("Content-Type", "text/css; charset=utf-8")
 		h.Set("Cache-Control", "public, max-age=3600")
-		_, _ = w.Write(p.pages.css)
+		if path == "/static/brand.css" {
+			_, _ = w.Write(p.pages.brand)
+		} else {
+			_, _ = w.Write(p.pages.css)
+		}
 		return
 	case strings.HasPrefix(path, "/static/") && strings.HasSuffix(path, ".js") && get:
 		script, ok := p.scripts[strings.TrimSuffix(strings.TrimPrefix(path, "/static/"), ".js")]
@@ -104,7 +108,7 @@ func (p *Plugin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case path == "/stepup/callback" && get:
 		err = p.stepUpCallback(w, r)
 	case path == "" || path == "/" || path == "/verify" || path == "/verify/resend" || path == "/verify/method" ||
-		path == "/link" || path == "/password" || path == "/done" || path == "/static/style.css":
+		path == "/link" || path == "/password" || path == "/done" || path == "/static/style.css" || path == "/static/brand.css":
 		err = errMethod
 	default:
 		err = errNotFound
@@ -134,7 +138,7 @@ func (p *Plugin) fail(w http.ResponseWriter, r *http.Request, err error) {
 
 func (p *Plugin) render(w http.ResponseWriter, r *http.Request, status int, page, csrfBinding string, data any) {
 	tr := p.tr(r)
-	v := view{Lang: tr.Lang, T: tr, Product: p.s.ProductName, Base: p.basePath, Page: data}
+	v := view{Lang: tr.Lang, T: tr, Product: p.s.ProductName, Logo: p.s.LogoURL, Base: p.basePath, Page: data}
 	if csrfBinding != "" {
 		v.CSRF = p.keys.csrfToken(csrfBinding)
 	}

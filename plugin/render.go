@@ -18,6 +18,7 @@ type renderer struct {
 	pages  map[string]*htmltemplate.Template
 	emails map[string]emailTemplate
 	css    []byte
+	brand  []byte
 }
 
 type emailTemplate struct {
@@ -104,6 +105,9 @@ func newRenderer(o overlay) (*renderer, error) {
 	if r.css, err = o.read("static/style.css"); err != nil {
 		errs = append(errs, fmt.Errorf("sspr: config: field 'Templates': static/style.css: %w", err))
 	}
+	if r.brand, err = o.read("static/brand.css"); err != nil {
+		errs = append(errs, fmt.Errorf("sspr: config: field 'Templates': static/brand.css: %w", err))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -125,6 +129,8 @@ type view struct {
 	Lang string
 	// Product is the product name.
 	Product string
+	// Logo is the URL of the product's logo, if any.
+	Logo string
 	// Base is the path the plugin is mounted at, without a trailing slash.
 	Base string
 	// CSRF is the token to put in every form.

@@ -485,6 +485,55 @@ func TestTimesTextAndErrors(t *testing.T) {
 	}
 }
 
+// TestPlans checks that the hot single-use statements search their indexes
+// with the generic plans that cached prepared statements end up using.
+func TestPlans(t *testing.T) {
+	s := openAt(t, freshSchema(t))
+	ctx := t.Context()
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off`); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Conn().Close(context.WithoutCancel(ctx)) // do not return the altered session to the pool
+	for _, tc := range []struct {
+		name, sql, args string
+		want        []string
+	}{
+		{"consume factor", consumeFactorSQL, `('u1', 'recovery', '\x01'::bytea)`, []string{"Index Scan using factors_secret"}},
+		{"claim", claimSQL, `(now(), now(), 3)`, []string{"LockRows", "Index Scan using outbox_pending"}},
+		{
+			"latest challenge", `SELECT ` + challengeCols + ` FROM challenges
+			WHERE journey_id = $1 AND flow = $2 ORDER BY created_at DESC NULLS LAST, id DESC LIMIT 1`,
+			`('j1', 'email')`, []string{"Scan Backward using challenges_journey"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := strings.ReplaceAll(tc.name, " ", "_")
+			if _, err := conn.Exec(ctx, `PREPARE `+name+` AS `+tc.sql); err != nil {
+				t.Fatal(err)
+			}
+			rows, err := conn.Query(ctx, `EXPLAIN EXECUTE `+name+tc.args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				t.Fatal(err)
+			}
+			plan := strings.Join(lines, "\n")
+			for _, w := range tc.want {
+				if !strings.Contains(plan, w) {
+					t.Errorf("plan:\n%s\nwant %q", plan, w)
+				}
+			}
+		})
+	}
+}
+
 func TestAtomicPanicRollsBack(t *testing.T) {
 	s := openAt(t, freshSchema(t))
 	ctx := t.Context()
