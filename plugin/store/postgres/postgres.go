@@ -39,9 +39,10 @@ type Config struct {
 	// URL is the connection string, as a URL
 	// (postgres://user:password@host:5432/dbname?sslmode=verify-full) or
 	// in keyword/value form, with any parameter pgx accepts. Required.
-	// The tables live in the first schema of the connection's search_path;
-	// choose one with a search_path parameter (…&search_path=sspr). The
-	// pool size is MaxConns, whatever pool_max_conns says.
+	// The tables live in the current schema (the first existing schema of
+	// the connection's search_path); choose one with a search_path
+	// parameter (…&search_path=sspr). The pool size is MaxConns, whatever
+	// pool_max_conns says.
 	URL string
 
 	// MaxConns is the maximum number of connections in the pool. It must
@@ -233,12 +234,21 @@ func (s *Store) migrate(ctx context.Context) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, migrationLock, *schema); err != nil {
 			return fmt.Errorf("lock: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-			version    integer     NOT NULL PRIMARY KEY,
-			name       text        NOT NULL,
-			applied_at timestamptz NOT NULL DEFAULT now()
-		)`); err != nil {
+		// Looked up first, so that a role without CREATE on the schema can
+		// open an up-to-date database.
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables
+			WHERE schemaname = current_schema() AND tablename = 'schema_migrations')`).Scan(&exists); err != nil {
 			return err
+		}
+		if !exists {
+			if _, err := tx.Exec(ctx, `CREATE TABLE schema_migrations (
+				version    integer     NOT NULL PRIMARY KEY,
+				name       text        NOT NULL,
+				applied_at timestamptz NOT NULL DEFAULT now()
+			)`); err != nil {
+				return err
+			}
 		}
 		var current int
 		if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {

@@ -501,7 +501,7 @@ func TestPlans(t *testing.T) {
 	defer conn.Conn().Close(context.WithoutCancel(ctx)) // do not return the altered session to the pool
 	for _, tc := range []struct {
 		name, sql, args string
-		want        []string
+		want            []string
 	}{
 		{"consume factor", consumeFactorSQL, `('u1', 'recovery', '\x01'::bytea)`, []string{"Index Scan using factors_secret"}},
 		{"claim", claimSQL, `(now(), now(), 3)`, []string{"LockRows", "Index Scan using outbox_pending"}},
