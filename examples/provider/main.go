@@ -80,6 +80,9 @@ Demo Provider listening on %s (issuer %s)
   oathtool --totp -b %s). Your account: %s/account
 `, *addr, iss, iss, server.DemoEmail, server.DemoUsername, server.DemoPassword,
 		server.BobEmail, server.BobUsername, server.BobPassword, server.BobTOTPSecret, server.BobTOTPSecret, iss)
+	if srv.Passkeys() != nil {
+		fmt.Printf("  Passkeys: add one at %s/recovery/account/security; the next sign-in asks for it.\n", iss)
+	}
 	if srv.Mailbox() != nil {
 		fmt.Printf("  No SMTP server set: messages are logged and listed at %s/dev/mailbox\n", iss)
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -48,10 +49,7 @@ func (s *Server) account(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, "account user", err, "")
 		return
 	}
-	methods := "your password"
-	if slices.Contains(ls.AMR, "otp") {
-		methods = "your password and a code from your authenticator app"
-	}
+	methods := signInMethods(ls.AMR)
 	s.render(w, r, http.StatusOK, "account", accountPage{
 		Name: u.DisplayName, Username: u.Username, Email: u.Email,
 		AuthTime:  ls.AuthTime,
@@ -59,6 +57,24 @@ func (s *Server) account(w http.ResponseWriter, r *http.Request) {
 		CSRF:      s.sessionCSRF(ls, "signout"),
 		ChangeURL: "/recovery/account/password", SecurityURL: "/recovery/account/security",
 	})
+}
+
+// signInMethods says in words how a session's user signed in.
+func signInMethods(amr []string) string {
+	var second []string
+	if slices.Contains(amr, "otp") {
+		second = append(second, "a code from your authenticator app")
+	}
+	if slices.Contains(amr, "hwk") {
+		second = append(second, "a passkey")
+	}
+	switch len(second) {
+	case 0:
+		return "your password"
+	case 1:
+		return "your password and " + second[0]
+	}
+	return "your password, " + strings.Join(second[:len(second)-1], ", ") + " and " + second[len(second)-1]
 }
 
 // accountSession returns the session the account page accepts: a valid

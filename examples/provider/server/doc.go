@@ -8,6 +8,7 @@
 //	/                      a home page that explains the demo
 //	/login                 the provider's own sign-in page (username or email, password)
 //	/login/totp            its second step for users with an authenticator app
+//	/login/passkey         its second step for users with a passkey
 //	/account               who is signed in in this browser, and a sign-out button
 //	/recovery/             sspr: forgot password, linked from the sign-in page
 //	/dev/mailbox(.json)    messages the dev mailbox kept (loopback clients only)
@@ -26,21 +27,41 @@
 // persisted in DataDir so a restart keeps ID tokens verifiable and cookies
 // (the sign-in session too) readable.
 //
-// sspr gets three verification flows: email (a link or code), TOTP
-// (authenticator apps) and recovery codes. Its policy asks a user with an
-// authenticator app for a code as well as the email, so a reset never
-// bypasses their MFA.
+// sspr gets its verification flows: email (a link or code), TOTP
+// (authenticator apps), recovery codes and, when the issuer's host is a
+// domain name such as localhost (a WebAuthn relying-party ID cannot be an
+// IP address), passkeys with the issuer's host as relying-party ID. Its
+// policy asks a user with a second factor for it as well as the email, so
+// a reset never bypasses their MFA. Signed-in users add and remove
+// authenticator apps, passkeys and recovery codes on sspr's security-info
+// page, /recovery/account/security (linked from /account).
 //
 // # Signing in
 //
-// The sign-in page checks the password. A user with an authenticator app
-// (sspr's TOTP factors in sspr.db, the same ones sspr's journeys use) then
-// enters a 6-digit code on a second page; [totp.Flow.Check] verifies it and
-// refuses a code that was already used. A sign-in takes 5 wrong codes, then
+// The sign-in page checks the password. A user with a second factor then
+// gives it on a second page; the factors are sspr's, in sspr.db, the same
+// ones sspr's journeys use:
+//
+//   - An authenticator app: the user enters a 6-digit code on /login/totp;
+//     [totp.Flow.Check] verifies it and refuses a code that was already
+//     used.
+//   - A passkey: /login/passkey carries the options of a WebAuthn ceremony
+//     ([webauthn.Flow.BeginLogin]) and sspr's page script
+//     (/recovery/static/webauthn.js, no inline script), which asks the
+//     browser for the passkey and posts its answer;
+//     [webauthn.Flow.FinishLogin] verifies it (user verification required,
+//     the signature counter must rise). The ceremony's session stays on
+//     the server, on the pending authorization request, and serves one
+//     answer, right or wrong; it expires after 5 minutes. Without
+//     JavaScript or passkey support the page says what it needs.
+//
+// A user with both gets the passkey page, which links to the code page
+// and back. A sign-in takes 5 wrong codes or refused passkey answers, then
 // it is locked and the user starts again from the app; an account takes 20
-// wrong codes an hour across sign-ins. ID tokens say how the user signed
-// in: amr ["pwd"] and acr [ACRPassword] for a password alone, amr
-// ["pwd","otp","mfa"] and acr [ACRMFA] with a code, and auth_time.
+// an hour across sign-ins. ID tokens say how the user signed in: amr
+// ["pwd"] and acr [ACRPassword] for a password alone, amr
+// ["pwd","otp","mfa"] with a code and ["pwd","hwk","mfa"] with a passkey,
+// both with acr [ACRMFA], and auth_time.
 //
 // A successful sign-in also starts a sign-in session: a signed and
 // encrypted cookie (HttpOnly, SameSite=Lax, Secure for an https issuer,
@@ -49,9 +70,11 @@
 // the session's auth_time and amr, unless the request asks otherwise:
 // prompt=login, prompt=select_account or max_age=0 always show the sign-in
 // page, an older session than max_age too, and a login_hint or
-// id_token_hint for someone else. acr_values containing [ACRMFA] require a
-// code: a password-only session does not satisfy it, and a user without an
-// authenticator app gets an error page. prompt=none completes from the
+// id_token_hint for someone else. A session without a second factor does
+// not serve a user who has one (an authenticator app or a passkey, added
+// since). acr_values containing [ACRMFA] require a second factor: a
+// password-only session does not satisfy them, and a user with neither an
+// authenticator app nor a passkey gets an error page. prompt=none completes from the
 // session or answers login_required. The session carries its user's session
 // epoch from provider.db; [Directory.RevokeSessions] raises the epoch, which
 // ends the session in every browser.
@@ -85,4 +108,5 @@
 // The first start seeds the demo users: alice (see [DemoUsername]), who
 // signs in with a password, and bob (see [BobUsername]), who also has an
 // authenticator app with the published, demo-only secret [BobTOTPSecret].
+// Either can add a passkey on the security-info page.
 package server

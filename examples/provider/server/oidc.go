@@ -34,12 +34,13 @@ const (
 )
 
 var (
-	errRequestNotFound = errors.New("server: authorization request not found or expired")
-	errRequestLocked   = errors.New("server: authorization request locked after too many wrong codes")
-	errTooManyRequests = errors.New("server: too many pending authorization requests")
-	errTokenNotFound   = errors.New("server: token not found or expired")
-	errClientNotFound  = errors.New("server: client not found")
-	errClientSecret    = errors.New("server: wrong client secret")
+	errRequestNotFound   = errors.New("server: authorization request not found or expired")
+	errRequestLocked     = errors.New("server: authorization request locked after too many wrong codes")
+	errNoPasskeyCeremony = errors.New("server: no passkey ceremony pending on the authorization request")
+	errTooManyRequests   = errors.New("server: too many pending authorization requests")
+	errTokenNotFound     = errors.New("server: token not found or expired")
+	errClientNotFound    = errors.New("server: client not found")
+	errClientSecret      = errors.New("server: wrong client secret")
 )
 
 // authRequest is one pending authorization request. The storage hands out
@@ -68,10 +69,15 @@ type authRequest struct {
 	returnTo string
 
 	// Set by the login page once the password was right for a user with a
-	// second factor; codeAttempts counts the codes tried (at most
-	// maxCodeAttempts, then the request is locked).
+	// second factor; codeAttempts counts the codes and passkey assertions
+	// tried (at most maxCodeAttempts, then the request is locked).
 	mfaUserID    string
 	codeAttempts int
+	// passkeySession is the opaque session of the passkey ceremony the
+	// passkey page started for mfaUserID (webauthn.Flow.BeginLogin): kept
+	// here, out of the browser's reach, and handed out once by
+	// takePasskeySession. Copies never carry it.
+	passkeySession []byte
 
 	// Set by the login page. Before that, userID is the subject of the
 	// id_token_hint, if any.
@@ -115,6 +121,7 @@ func (a *authRequest) clone() *authRequest {
 	c.amr = slices.Clone(a.amr)
 	c.prompt = slices.Clone(a.prompt)
 	c.acrValues = slices.Clone(a.acrValues)
+	c.passkeySession = nil
 	return &c
 }
 
@@ -325,11 +332,51 @@ func (s *oidcStorage) passwordVerified(id, userID string) error {
 		return errRequestNotFound
 	}
 	a.mfaUserID = userID
+	a.passkeySession = nil
 	return nil
 }
 
-// beginCodeAttempt counts one code attempt on a request that waits for a
-// second factor and returns the user it is for and the attempts left after
+// setPasskeySession keeps the session of a passkey ceremony just begun for
+// userID on a request that waits for that user's second factor, replacing
+// the one of an earlier page (only the newest page's passkey answer can
+// then complete the sign-in).
+func (s *oidcStorage) setPasskeySession(id, userID string, session []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, err := s.liveLocked(id)
+	switch {
+	case err != nil, a.done, a.mfaUserID == "", a.mfaUserID != userID:
+		return errRequestNotFound
+	case a.locked():
+		return errRequestLocked
+	}
+	a.passkeySession = slices.Clone(session)
+	return nil
+}
+
+// takePasskeySession removes the passkey ceremony session of a request
+// that waits for a second factor and returns it with the user it is for:
+// a session serves one answer, right or wrong. It returns
+// errNoPasskeyCeremony when the request has none (used already, or never
+// begun), errRequestLocked for a locked request.
+func (s *oidcStorage) takePasskeySession(id string) (userID string, session []byte, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, err := s.liveLocked(id)
+	switch {
+	case err != nil, a.done, a.mfaUserID == "":
+		return "", nil, errRequestNotFound
+	case a.locked():
+		return "", nil, errRequestLocked
+	case a.passkeySession == nil:
+		return "", nil, errNoPasskeyCeremony
+	}
+	session, a.passkeySession = a.passkeySession, nil
+	return a.mfaUserID, session, nil
+}
+
+// beginCodeAttempt counts one code (or passkey) attempt on a request that
+// waits for a second factor and returns the user it is for and the attempts left after
 // this one. Counting before checking means that concurrent guesses cannot
 // exceed maxCodeAttempts. It returns errRequestLocked when none is left.
 func (s *oidcStorage) beginCodeAttempt(id string) (userID string, left int, err error) {
@@ -346,8 +393,9 @@ func (s *oidcStorage) beginCodeAttempt(id string) (userID string, left int, err 
 	return a.mfaUserID, maxCodeAttempts - a.codeAttempts, nil
 }
 
-// refundCodeAttempt gives back an attempt whose code could not be checked
-// (a fault on our side).
+// refundCodeAttempt gives back an attempt whose code or passkey answer
+// was not checked (a fault on our side, an unreadable answer, an expired
+// ceremony).
 func (s *oidcStorage) refundCodeAttempt(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -528,6 +576,7 @@ func (s *oidcStorage) revokeUser(userID string) int {
 			delete(s.requests, id)
 		case a.mfaUserID == userID:
 			a.mfaUserID = ""
+			a.passkeySession = nil
 		}
 	}
 	return n

@@ -375,9 +375,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	var stepUp *plugin.OIDCStepUp
 	if cfg.StepUp == "oidc" {
 		// No acr_values: this provider treats them as essential and would
-		// refuse users without an authenticator app itself; without them
-		// it answers with what the user did, and sspr checks amr itself
-		// (users with only recovery codes or a passkey in sspr then cannot
+		// refuse users without an authenticator app or a passkey itself;
+		// without them it answers with what the user did, and sspr checks
+		// amr itself (users with only recovery codes in sspr then cannot
 		// step up here, which sspr tells them).
 		stepUp = &plugin.OIDCStepUp{Issuer: s.issuer, ClientID: StepUpClientID, ClientSecret: stepUpClient.secret,
 			HTTPClient: cfg.HTTPClient}
@@ -464,6 +464,11 @@ func (s *Server) Issuer() string { return s.issuer }
 
 // Directory returns the user directory the sign-in page and sspr share.
 func (s *Server) Directory() *Directory { return s.dir }
+
+// Passkeys returns the passkey (WebAuthn) flow that sspr and the sign-in
+// share, or nil when the issuer's host is an IP address (a relying-party
+// ID must be a domain name). Tests enrol passkeys through it.
+func (s *Server) Passkeys() *webauthn.Flow { return s.passkeys }
 
 // SSPRStore returns sspr's store (journeys, factors, audit trail), for
 // tests and tools.

@@ -33,10 +33,13 @@ const (
 	ACRMFA      = "urn:sspr:acr:mfa"
 )
 
-// amrPassword and amrTOTP are the Authentication Method References
-// (RFC 8176) of a sign-in with a password alone and with a TOTP code.
+// amrPassword, amrTOTP and amrPasskey are the Authentication Method
+// References (RFC 8176) of a sign-in with a password alone, with a TOTP
+// code and with a passkey ("hwk": proof of possession of a hardware-secured
+// key; the passkey's user verification is not reported separately).
 func amrPassword() []string { return []string{"pwd"} }
 func amrTOTP() []string     { return []string{"pwd", "otp", "mfa"} }
+func amrPasskey() []string  { return []string{"pwd", "hwk", "mfa"} }
 
 // acrFor derives the acr of a sign-in from its amr.
 func acrFor(amr []string) string {
@@ -177,7 +180,8 @@ func (s *Server) sessionCSRF(ls loginSession, form string) string {
 // user anything: no prompt=login, select_account or max_age forces a new
 // sign-in, the session is young enough for max_age, it belongs to the user
 // the request hints at, and it has a second factor when the client asks
-// for one (acr_values) or the user has one enrolled.
+// for one (acr_values) or the user has one the sign-in can check (an
+// authenticator app or a passkey).
 func (s *Server) sessionSatisfies(ctx context.Context, req *authRequest, ls loginSession) (bool, error) {
 	if req.forcesLogin() {
 		return false, nil
@@ -206,11 +210,11 @@ func (s *Server) sessionSatisfies(ctx context.Context, req *authRequest, ls logi
 	if req.wantsMFA() {
 		return false, nil
 	}
-	hasTOTP, err := s.hasTOTP(ctx, ls.UserID)
+	factors, err := s.secondFactors(ctx, ls.UserID)
 	if err != nil {
 		return false, err
 	}
-	return !hasTOTP, nil
+	return !factors.any(), nil
 }
 
 // ssprSessions hands the provider's sign-in session to sspr

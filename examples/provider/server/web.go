@@ -41,7 +41,7 @@ type pages map[string]*template.Template
 func parsePages() (pages, error) {
 	funcs := template.FuncMap{"linkify": linkify}
 	p := pages{}
-	for _, name := range []string{"home", "login", "totp", "account", "error", "mailbox"} {
+	for _, name := range []string{"home", "login", "totp", "passkey", "account", "error", "mailbox"} {
 		t, err := template.New(name).Funcs(funcs).ParseFS(webFiles, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("server: parse page %s: %w", name, err)
@@ -95,6 +95,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /login", s.login)
 	mux.HandleFunc("GET /login/totp", s.totpForm)
 	mux.HandleFunc("POST /login/totp", s.totpSubmit)
+	mux.HandleFunc("GET /login/passkey", s.passkeyForm)
+	mux.HandleFunc("POST /login/passkey", s.passkeySubmit)
 	mux.HandleFunc("GET /account", s.account)
 	mux.HandleFunc("POST /account/signout", s.signOut)
 	mux.Handle("GET /static/", s.static())
@@ -129,6 +131,7 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 		ACRMFA                                    string
 		RedirectURIs                              []string
 		Mailbox                                   bool
+		Passkeys                                  bool
 	}{
 		AppURL:        s.appURL,
 		Issuer:        s.issuer,
@@ -141,6 +144,7 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 		ACRMFA:        ACRMFA,
 		RedirectURIs:  s.cfg.RedirectURIs,
 		Mailbox:       s.mailbox != nil,
+		Passkeys:      s.passkeys != nil,
 	})
 }
 
@@ -280,10 +284,12 @@ func (s *Server) checkSignInForm(w http.ResponseWriter, r *http.Request) (string
 	return id, true
 }
 
-// login checks the submitted password. For a user with an authenticator
-// app it then asks for a code (totpForm); otherwise it completes the
-// authorization request (unless the client asked for a second factor the
-// user lacks) and sends the browser on to the client.
+// login checks the submitted password. For a user with a second factor it
+// then asks for it: the passkey (passkeyForm) when the user has one, else a
+// code from the authenticator app (totpForm); each page offers the other
+// when the user has both. Otherwise it completes the authorization request
+// (unless the client asked for a second factor the user lacks) and sends
+// the browser on to the client.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.checkSignInForm(w, r)
 	if !ok {
@@ -314,19 +320,23 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	hasTOTP, err := s.hasTOTP(r.Context(), user.ID)
+	factors, err := s.secondFactors(r.Context(), user.ID)
 	if err != nil {
 		s.internalError(w, r, "sign-in", err, id)
 		return
 	}
 	switch {
-	case hasTOTP:
+	case factors.any():
 		if err := s.oidc.passwordVerified(id, user.ID); err != nil {
 			s.expiredRequest(w, r)
 			return
 		}
+		next := s.totpURL(id)
+		if factors.passkey {
+			next = s.passkeyURL(id)
+		}
 		setPageHeaders(w.Header())
-		http.Redirect(w, r, s.totpURL(id), http.StatusSeeOther)
+		http.Redirect(w, r, next, http.StatusSeeOther)
 	case req.wantsMFA():
 		s.logger.WarnContext(r.Context(), "sign-in refused: the client asks for a second factor the user lacks", slog.String("user", user.ID))
 		s.mfaUnavailable(w, r)
