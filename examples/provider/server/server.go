@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -382,6 +383,10 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		stepUp = &plugin.OIDCStepUp{Issuer: s.issuer, ClientID: StepUpClientID, ClientSecret: stepUpClient.secret,
 			HTTPClient: cfg.HTTPClient}
 	}
+	brandFiles, err := fs.Sub(brand, "brand")
+	if err != nil {
+		return nil, fmt.Errorf("server: brand files: %w", err)
+	}
 	s.plugin, err = plugin.New(plugin.Config{
 		BaseURL:           s.issuer + "/recovery",
 		Directory:         s.dir,
@@ -394,10 +399,14 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Keys:              [][]byte{ssprKey},
 		SignInURL:         s.issuer + "/",
 		ReturnToAllowList: []string{s.issuer + "/login"},
-		ProductName:       "Demo Provider",
-		Hasher:            hasher,
-		Logger:            s.logger,
-		Now:               s.now,
+		// Branding: sspr's pages take the provider's colours (brand.css,
+		// CSS variables only) and logo; everything else stays sspr's.
+		Templates:   brandFiles,
+		LogoURL:     "/static/logo.svg",
+		ProductName: "Demo Provider",
+		Hasher:      hasher,
+		Logger:      s.logger,
+		Now:         s.now,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: sspr: %w", err)

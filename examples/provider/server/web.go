@@ -23,7 +23,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
-//go:embed templates/*.html static/*.css
+//go:embed templates/*.html static/*.css static/*.svg
 var webFiles embed.FS
 
 const (
