@@ -344,13 +344,14 @@ func (p *Plugin) audit(ctx context.Context, tx store.Tx, r *http.Request, event,
 	if len(ua) > 256 {
 		ua = ua[:256]
 	}
-	_, err := tx.AppendAudit(ctx, store.AuditEvent{
+	e := store.AuditEvent{
 		Time: p.s.Now(), Event: event, JourneyID: journeyID, UserID: userID,
 		IP: p.s.ClientIP(r), UserAgent: ua, Outcome: outcome, Detail: detail,
-	})
-	if err != nil {
+	}
+	if _, err := tx.AppendAudit(ctx, e); err != nil {
 		return fmt.Errorf("sspr: audit: %w", err)
 	}
+	p.record(ctx, e)
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +41,7 @@ type Plugin struct {
 	keys    *keyring
 	pages   *renderer
 	msgs    *catalogs
+	metrics *metrics
 	cookies *sessions.CookieStore
 	policy  *password.Policy
 	limits  limiter
@@ -69,7 +71,7 @@ func New(cfg Config) (*Plugin, error) {
 		return nil, err
 	}
 	var errs []error
-	p := &Plugin{s: s, log: s.Logger, byID: map[string]flows.Flow{}, scripts: map[string][]byte{}}
+	p := &Plugin{s: s, log: s.Logger, byID: map[string]flows.Flow{}, scripts: map[string][]byte{}, metrics: newMetrics()}
 	if p.keys, err = newKeyring(s.Keys); err != nil {
 		errs = append(errs, err)
 	}
@@ -129,6 +131,12 @@ func New(cfg Config) (*Plugin, error) {
 		Open:   p.openMessage,
 		Logger: s.Logger,
 		Now:    s.Now,
+		OnDelivered: func(delay time.Duration) {
+			p.metrics.outboxDelay.Observe(delay.Seconds())
+		},
+		OnFailed: func(dead bool) {
+			p.metrics.outboxFail.WithLabelValues(strconv.FormatBool(dead)).Inc()
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sspr: %w", err)

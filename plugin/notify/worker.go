@@ -41,6 +41,12 @@ type WorkerConfig struct {
 	// Backoff returns the delay before attempt n+1 after n failed
 	// attempts. Default: 5s doubling up to 1h, with ±20% jitter.
 	Backoff func(attempts int) time.Duration
+	// OnDelivered, if set, is called after each delivery with the time
+	// since the message was queued (for metrics).
+	OnDelivered func(delay time.Duration)
+	// OnFailed, if set, is called after each failed attempt; dead reports
+	// that the message was given up (for metrics).
+	OnFailed func(dead bool)
 }
 
 // Worker delivers queued messages. Several workers, in one process or in
@@ -186,12 +192,19 @@ func (w *Worker) deliver(ctx context.Context, sm store.Message) {
 	}
 	if err := w.cfg.Outbox.MarkSent(ctx, sm.ID, w.cfg.Now()); err != nil {
 		log.ErrorContext(ctx, "notify: mark sent failed", slog.Any("err", err))
+		return
+	}
+	if w.cfg.OnDelivered != nil {
+		w.cfg.OnDelivered(w.cfg.Now().Sub(sm.CreatedAt))
 	}
 }
 
 func (w *Worker) markFailed(ctx context.Context, log *slog.Logger, sm store.Message, reason string, dead bool) {
 	if len(reason) > 200 {
 		reason = reason[:200]
+	}
+	if w.cfg.OnFailed != nil {
+		w.cfg.OnFailed(dead)
 	}
 	next := w.cfg.Now().Add(w.cfg.Backoff(sm.Attempts))
 	if err := w.cfg.Outbox.MarkFailed(ctx, sm.ID, next, reason, dead); err != nil {
