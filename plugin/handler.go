@@ -101,6 +101,8 @@ func (p *Plugin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = p.setPassword(w, r)
 	case path == "/done" && get:
 		err = p.donePage(w, r)
+	case path == "/ticket" && (get || post):
+		err = p.ticketLanding(w, r)
 	case path == "/account/password" && (get || post):
 		err = p.accountPassword(w, r)
 	case path == "/account/security" || strings.HasPrefix(path, "/account/security/"):

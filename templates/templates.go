@@ -37,10 +37,10 @@ func Default() fs.FS { return files }
 
 // Pages lists the page templates the plugin requires, without extension.
 func Pages() []string {
-	return []string{"start", "check", "code", "webauthn", "choose", "confirm", "elsewhere", "password", "done", "changed", "security", "enrol-totp", "enrol-webauthn", "enrol-codes", "error"}
+	return []string{"start", "check", "code", "webauthn", "choose", "confirm", "elsewhere", "password", "done", "changed", "security", "enrol-totp", "enrol-webauthn", "enrol-codes", "ticket", "error"}
 }
 
 // Emails lists the message templates the plugin requires, without extension.
 func Emails() []string {
-	return []string{"reset", "changed", "factor"}
+	return []string{"reset", "changed", "factor", "ticket"}
 }
