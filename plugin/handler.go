@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/gorilla/sessions"
 
@@ -283,6 +284,19 @@ func (p *Plugin) signInURL(j store.Journey) string {
 	return p.s.signIn.String()
 }
 
+// truncateUTF8 cuts s to at most n bytes without splitting a character,
+// and replaces invalid UTF-8, so what reaches the store is valid text.
+func truncateUTF8(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
 // Journey helpers.
 
 // activeJourney returns the journey of the browser's cookie if it is usable.
@@ -342,10 +356,7 @@ func (p *Plugin) pending(ctx context.Context, j store.Journey) (flows.Flow, erro
 }
 
 func (p *Plugin) audit(ctx context.Context, tx store.Tx, r *http.Request, event, journeyID, userID, outcome, detail string) error {
-	ua := r.UserAgent()
-	if len(ua) > 256 {
-		ua = ua[:256]
-	}
+	ua := truncateUTF8(r.UserAgent(), 256)
 	e := store.AuditEvent{
 		Time: p.s.Now(), Event: event, JourneyID: journeyID, UserID: userID,
 		IP: p.s.ClientIP(r), UserAgent: ua, Outcome: outcome, Detail: detail,

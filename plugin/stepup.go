@@ -355,12 +355,7 @@ func (p *Plugin) stepUpAudit(ctx context.Context, r *http.Request, j store.Journ
 	}
 }
 
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}
+func truncate(s string, n int) string { return truncateUTF8(s, n) }
 
 // accountPassword serves the signed-in change-password page. It runs a
 // step-up first unless one no older than StepUpMaxAge exists.

@@ -104,6 +104,7 @@ func openAt(tb testing.TB, u string) *Store {
 }
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	serverURL(t)
 	storetest.Run(t, func(t *testing.T) store.Store {
 		s, err := Config{URL: freshSchema(t)}.Open(t.Context(), quiet())
@@ -203,6 +204,7 @@ func wantVersions(t *testing.T) []int {
 }
 
 func TestMigrationsIdempotent(t *testing.T) {
+	t.Parallel()
 	u := freshSchema(t)
 	want := wantVersions(t)
 	base := time.Date(2031, 3, 4, 5, 6, 7, 0, time.UTC)
@@ -237,6 +239,7 @@ func TestMigrationsIdempotent(t *testing.T) {
 }
 
 func TestOpenConcurrently(t *testing.T) {
+	t.Parallel()
 	u := freshSchema(t)
 	const n = 4
 	start := make(chan struct{})
@@ -266,6 +269,7 @@ func TestOpenConcurrently(t *testing.T) {
 }
 
 func TestOpenRefusesNewerSchema(t *testing.T) {
+	t.Parallel()
 	u := freshSchema(t)
 	s := openAt(t, u)
 	if _, err := s.pool.Exec(t.Context(), `INSERT INTO schema_migrations (version, name) VALUES (9999, '9999_future.sql')`); err != nil {
@@ -279,6 +283,7 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 }
 
 func TestOpenWithoutSchema(t *testing.T) {
+	t.Parallel()
 	u := withSearchPath(t, serverURL(t), "sspr_test_missing_"+strings.ToLower(rand.Text()[:8]))
 	_, err := Config{URL: u}.Open(t.Context(), quiet())
 	if err == nil || !strings.Contains(err.Error(), "search_path") {
@@ -290,6 +295,7 @@ func TestOpenWithoutSchema(t *testing.T) {
 // messages another transaction is claiming: without SKIP LOCKED it would
 // block until that transaction ends.
 func TestClaimSkipsLockedRows(t *testing.T) {
+	t.Parallel()
 	s := openAt(t, freshSchema(t))
 	ctx := t.Context()
 	now := time.Date(2031, 3, 4, 5, 6, 7, 0, time.UTC)
@@ -339,6 +345,7 @@ func TestClaimSkipsLockedRows(t *testing.T) {
 // TestClaimAcrossInstances runs workers on two stores (two instances of
 // sspr) against one schema: every message is claimed exactly once.
 func TestClaimAcrossInstances(t *testing.T) {
+	t.Parallel()
 	u := freshSchema(t)
 	a, b := openAt(t, u), openAt(t, u)
 	ctx := t.Context()
@@ -403,6 +410,7 @@ func TestClaimAcrossInstances(t *testing.T) {
 // unique constraint inside a transaction: its SAVEPOINT keeps the
 // transaction usable after [store.ErrConflict].
 func TestReissueConflictInAtomic(t *testing.T) {
+	t.Parallel()
 	s := openAt(t, freshSchema(t))
 	ctx := t.Context()
 	now := time.Date(2031, 3, 4, 5, 6, 7, 0, time.UTC)
@@ -437,6 +445,7 @@ func TestReissueConflictInAtomic(t *testing.T) {
 }
 
 func TestTimesTextAndErrors(t *testing.T) {
+	t.Parallel()
 	s := openAt(t, freshSchema(t))
 	ctx := t.Context()
 	zone := time.FixedZone("X", -7*3600)
@@ -488,6 +497,7 @@ func TestTimesTextAndErrors(t *testing.T) {
 // TestPlans checks that the hot single-use statements search their indexes
 // with the generic plans that cached prepared statements end up using.
 func TestPlans(t *testing.T) {
+	t.Parallel()
 	s := openAt(t, freshSchema(t))
 	ctx := t.Context()
 	conn, err := s.pool.Acquire(ctx)
@@ -535,6 +545,7 @@ func TestPlans(t *testing.T) {
 }
 
 func TestAtomicPanicRollsBack(t *testing.T) {
+	t.Parallel()
 	s := openAt(t, freshSchema(t))
 	ctx := t.Context()
 	func() {
