@@ -557,6 +557,8 @@ type stepPage struct {
 	Script string
 	// Others are the methods the user may use instead.
 	Others []choice
+	// HelpURL is the helpdesk, for users who lost their factors.
+	HelpURL string
 }
 
 // current returns the flow a verification request is about: the one the
@@ -598,6 +600,9 @@ func (p *Plugin) renderStep(w http.ResponseWriter, r *http.Request, status int, 
 	}
 	if _, ok := p.scripts[f.ID()]; ok {
 		page.Script = p.basePath + "/static/" + f.ID() + ".js"
+	}
+	if f.Kind() == flows.KindBound {
+		page.HelpURL = p.s.HelpURL
 	}
 	for _, c := range pr.next {
 		if c.flow.ID() == f.ID() || c.flow.Kind() != f.Kind() {
@@ -730,6 +735,28 @@ func (p *Plugin) begin(ctx context.Context, tx store.Tx, r *http.Request, j stor
 	return p.audit(ctx, tx, r, "method.begin", j.ID, j.UserID, "ok", c.flow.ID())
 }
 
+// countWrong counts a wrong response on the journey's challenge of flow,
+// without checking anything: it presents a random value as the code,
+// which the store counts as a mismatch.
+func countWrong(ctx context.Context, tx store.Tx, journeyID, flow string, now time.Time) error {
+	c, err := tx.LatestChallenge(ctx, journeyID, flow)
+	if err != nil {
+		return flows.ErrNoChallenge
+	}
+	c, err = tx.ConsumeCode(ctx, c.ID, []byte(randomID(32)), now)
+	switch {
+	case errors.Is(err, store.ErrMismatch) && c.Attempts < c.MaxAttempts:
+		return &flows.VerifyError{Err: flows.ErrWrongResponse, AttemptsLeft: c.MaxAttempts - c.Attempts}
+	case errors.Is(err, store.ErrMismatch), errors.Is(err, store.ErrExhausted):
+		return &flows.VerifyError{Err: flows.ErrExhausted}
+	case errors.Is(err, store.ErrExpired):
+		return flows.ErrExpired
+	case errors.Is(err, store.ErrUsed):
+		return flows.ErrUsed
+	}
+	return &flows.VerifyError{Err: flows.ErrWrongResponse}
+}
+
 // failureKey is the per-account key of wrong-code counting.
 func failureKey(j store.Journey) string {
 	if j.UserID == "" {
@@ -804,6 +831,15 @@ func (p *Plugin) verify(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		if acctLimit.exceeded {
+			// Over the account's daily failure limit the response is not
+			// checked, and the answer is exactly that of a wrong one (the
+			// attempt counts on the challenge): a message of its own would
+			// tell a known account from an unknown one, whose failures
+			// count per journey.
+			verr = countWrong(ctx, tx, j.ID, f.ID(), now)
+			if errors.Is(verr, flows.ErrNoChallenge) {
+				verr = &flows.VerifyError{Err: flows.ErrWrongResponse}
+			}
 			return p.audit(ctx, tx, r, "verify."+f.ID(), j.ID, j.UserID, "limited", "per-account failure limit")
 		}
 		verr = f.Verify(ctx, flows.VerifyRequest{Tx: tx, Env: env{p}, JourneyID: j.ID, Subject: after.subject, Form: r.PostForm, HTTP: r})
@@ -830,7 +866,7 @@ func (p *Plugin) verify(w http.ResponseWriter, r *http.Request) error {
 		}
 		return internalError(err)
 	}
-	if verr == nil && !ipLimit.exceeded && !acctLimit.exceeded {
+	if verr == nil && !ipLimit.exceeded {
 		p.worker.Kick()
 		p.afterProved(w, r, j, f, after)
 		return nil
@@ -843,8 +879,6 @@ func (p *Plugin) verify(w http.ResponseWriter, r *http.Request) error {
 	case ipLimit.exceeded:
 		page.Error = tooMany(w, ipLimit.retryAfter, p.tr(r))
 		status = http.StatusTooManyRequests
-	case acctLimit.exceeded:
-		page.Error = tr.Get("verify.account_limited")
 	case errors.Is(verr, flows.ErrMalformed) && channel:
 		n := 8
 		if ci, ok := f.(codeInfo); ok {

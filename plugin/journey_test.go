@@ -595,3 +595,39 @@ func TestStoreKeepsNoSecrets(t *testing.T) {
 		}
 	}
 }
+
+func TestAccountFailureLimitLooksLikeAWrongCode(t *testing.T) {
+	h := newHarness(t, func(c *plugin.Config) {
+		c.Limits.FailuresPerAccount = plugin.Limit{N: 3, Window: 24 * time.Hour}
+	})
+	// Three wrong codes for alice in one journey reach her daily limit.
+	b := plugintest.NewBrowser(t)
+	page := b.Follow(h.start(b, "alice"))
+	for range 3 {
+		page = b.Submit(page, "/recovery/verify", map[string]string{"code": "00000000"})
+	}
+	// A new journey: even the right code is now answered exactly like a
+	// wrong one, as for an identifier that matches nobody.
+	b2 := plugintest.NewBrowser(t)
+	check := b2.Follow(h.start(b2, "alice"))
+	h.deliver()
+	_, code := h.resetMail("alice@example.com")
+	known := b2.Submit(check, "/recovery/verify", map[string]string{"code": code})
+	b3 := plugintest.NewBrowser(t)
+	unknown := b3.Submit(b3.Follow(h.start(b3, "nobody@example.com")), "/recovery/verify", map[string]string{"code": "12345678"})
+	if known.Status != unknown.Status || known.Text() != unknown.Text() || !strings.Contains(known.Text(), "4 tries left") {
+		t.Fatalf("limited account:\n%d %s\nunknown:\n%d %s", known.Status, known.Text(), unknown.Status, unknown.Text())
+	}
+	if h.dir.password("u-alice") != "" || strings.Contains(known.Text(), "today") {
+		t.Fatal("the limit was bypassed or revealed")
+	}
+	limited := 0
+	for _, e := range h.audit("verify.email") {
+		if e.UserID == "u-alice" && e.Outcome == "limited" {
+			limited++
+		}
+	}
+	if limited != 1 {
+		t.Fatalf("limited verifications in the audit trail: %d, want 1", limited)
+	}
+}

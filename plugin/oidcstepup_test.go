@@ -54,7 +54,7 @@ func stepUpAt(t *testing.T, h *harness, op *httptest.Server, uid, who string) *p
 	t.Helper()
 	b := plugintest.NewBrowser(t)
 	b.Get(h.srv.URL + "/test-login?uid=" + uid)
-	p := b.Get(h.base + "/account/password")
+	p := pressStepUp(t, h, b, "/account/password")
 	loc := p.Header.Get("Location")
 	for _, want := range []string{"prompt=login", "max_age=0", "nonce=", "code_challenge=", "code_challenge_method=S256", "state=", "login_hint=test-" + uid} {
 		if !strings.Contains(loc, want) {

@@ -105,7 +105,7 @@ func TestPasskeyForStepUp(t *testing.T) {
 	if p := b.Get(h.srv.URL + "/test-login?uid=u-alice"); p.Status != http.StatusOK {
 		t.Fatal("test login")
 	}
-	step := b.Follow(b.Get(h.base + "/account/password"))
+	step := b.Follow(pressStepUp(t, h, b, "/account/password"))
 	if !strings.Contains(step.Text(), "Use your passkey") {
 		t.Fatalf("step-up page: %s", step.Text())
 	}

@@ -75,8 +75,9 @@ func (p *Plugin) progress(ctx context.Context, j store.Journey) (progress, error
 		if f, ok := p.byID[id]; ok {
 			verified[f.Kind()]++
 		} else if id == ticketFlowID {
-			// An administrator's ticket stands in for the contact channel.
-			verified[flows.KindChannel]++
+			// An administrator's ticket stands in for the bound factors the
+			// user lost; the contact channel must still be proved.
+			verified[flows.KindBound]++
 		}
 	}
 	byKind := map[flows.Kind][]candidate{}

@@ -160,6 +160,16 @@ func TestResetNeverBypassesMFA(t *testing.T) {
 	}
 }
 
+func TestLostFactorPointsToTheHelpdesk(t *testing.T) {
+	h, _, _ := mfaHarness(t, func(c *plugin.Config) { c.HelpURL = "https://help.example/lost" })
+	b := plugintest.NewBrowser(t)
+	page := b.Follow(h.emailStep(b, "alice", "alice@example.com"))
+	links := page.Find(func(n *html.Node) bool { return plugintest.Attr(n, "href") == "https://help.example/lost" })
+	if len(links) != 1 || !strings.Contains(page.Text(), "helpdesk") {
+		t.Fatalf("second-factor page without a helpdesk link: %s", page.Text())
+	}
+}
+
 func TestSwitchingMethodsGrantsNoFreshAttempts(t *testing.T) {
 	h, key, spare := mfaHarness(t)
 	b := plugintest.NewBrowser(t)

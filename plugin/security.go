@@ -77,6 +77,11 @@ func accountBinding(sess Session) string {
 
 // security serves <base>/account/security and the pages under it.
 func (p *Plugin) security(w http.ResponseWriter, r *http.Request, rest string) error {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPost:
+	default:
+		return errMethod
+	}
 	sess, err := p.signedIn(r)
 	if err != nil {
 		return err
@@ -109,12 +114,11 @@ func (p *Plugin) security(w http.ResponseWriter, r *http.Request, rest string) e
 		return err
 	}
 	if !fresh {
-		if r.Method == http.MethodPost {
-			// The step-up expired while the page was open: start over.
-			p.redirect(w, "/account/security", nil)
-			return nil
+		target := "/account/security/" + id + "/add"
+		if action == "remove" {
+			target = "/account/security"
 		}
-		return p.startStepUp(w, r, sess, pr, "/account/security/"+id+"/add")
+		return p.needStepUp(w, r, sess, pr, target, binding)
 	}
 	switch {
 	case action == "remove" && r.Method == http.MethodPost:

@@ -380,12 +380,7 @@ func (p *Plugin) accountPassword(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if !fresh {
-		if r.Method == http.MethodPost {
-			// The step-up expired while the form was open: start over.
-			p.redirect(w, "/account/password", nil)
-			return nil
-		}
-		return p.startStepUp(w, r, sess, pr, "/account/password")
+		return p.needStepUp(w, r, sess, pr, "/account/password", binding)
 	}
 	page := p.passwordPageData(pr)
 	page.Action, page.Heading = p.basePath+"/account/password", "password.change_heading"
@@ -413,6 +408,22 @@ func (p *Plugin) accountPassword(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	p.render(w, r, http.StatusOK, "changed", "", changedPage{AccountURL: p.accountURL()})
+	return nil
+}
+
+// stepUpPage is the data of the "stepup" page.
+type stepUpPage struct{ Action string }
+
+// needStepUp answers a signed-in request that needs a fresh step-up. A
+// GET shows a page whose button (a POST with stepup=1) starts it, so that
+// no link can make sspr send a code or start a ceremony; that POST starts
+// it and leads back to target afterwards. Any other POST (a form that was
+// open while the step-up aged) shows the page again.
+func (p *Plugin) needStepUp(w http.ResponseWriter, r *http.Request, sess Session, pr progress, target, binding string) error {
+	if r.Method == http.MethodPost && r.PostForm.Get("stepup") == "1" {
+		return p.startStepUp(w, r, sess, pr, target)
+	}
+	p.render(w, r, http.StatusOK, "stepup", binding, stepUpPage{Action: p.basePath + target})
 	return nil
 }
 

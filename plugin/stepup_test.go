@@ -51,6 +51,18 @@ func stepUpHarness(t *testing.T) (*harness, plugin.GorillaSession, *fixedFactor)
 	return h, gs, key
 }
 
+// pressStepUp opens path (under the plugin), checks that it asks to
+// confirm it's you, and presses the button: it returns the answer to that
+// POST (a redirect into the step-up).
+func pressStepUp(t *testing.T, h *harness, b *plugintest.Browser, path string) *plugintest.Page {
+	t.Helper()
+	p := b.Get(h.base + path)
+	if p.Status != http.StatusOK || !strings.Contains(p.Text(), "Confirm it's you") {
+		t.Fatalf("%s: no step-up page: %d %s", path, p.Status, p.Text())
+	}
+	return b.Submit(p, "/recovery"+path, nil)
+}
+
 func TestChangePasswordNeedsSignIn(t *testing.T) {
 	h, _, _ := stepUpHarness(t)
 	p := plugintest.NewBrowser(t).Get(h.base + "/account/password")
@@ -64,7 +76,10 @@ func TestChangePasswordAfterInProcessStepUp(t *testing.T) {
 	b := plugintest.NewBrowser(t)
 	// Signed in 10 minutes ago with a password only: a step-up is needed.
 	signInAs(t, h, b, "u-alice", 10*time.Minute, "pwd")
-	p := b.Get(h.base + "/account/password")
+	if key.begins != 0 {
+		t.Fatal("a GET started a step-up")
+	}
+	p := pressStepUp(t, h, b, "/account/password")
 	if p.Status != http.StatusSeeOther || p.Header.Get("Location") != "/recovery/verify" {
 		t.Fatalf("stale session: %d %q", p.Status, p.Header.Get("Location"))
 	}
@@ -122,7 +137,7 @@ func TestChangePasswordAfterInProcessStepUp(t *testing.T) {
 	}
 	// Six minutes later the step-up is too old: the page asks again.
 	h.clock.Advance(6 * time.Minute)
-	if p := b.Get(h.base + "/account/password"); p.Header.Get("Location") != "/recovery/verify" {
+	if p := pressStepUp(t, h, b, "/account/password"); p.Header.Get("Location") != "/recovery/verify" {
 		t.Fatalf("after StepUpMaxAge: %d %q", p.Status, p.Header.Get("Location"))
 	}
 }
@@ -138,8 +153,8 @@ func TestFreshMFASessionNeedsNoStepUp(t *testing.T) {
 	// A fresh session with a password only is not enough for an MFA user.
 	b2 := plugintest.NewBrowser(t)
 	signInAs(t, h, b2, "u-alice", time.Minute, "pwd")
-	if p := b2.Get(h.base + "/account/password"); p.Status != http.StatusSeeOther {
-		t.Fatalf("fresh password-only session of an MFA user: %d", p.Status)
+	if p := b2.Get(h.base + "/account/password"); !strings.Contains(p.Text(), "Confirm it's you") {
+		t.Fatalf("fresh password-only session of an MFA user: %d %s", p.Status, p.Text())
 	}
 }
 
@@ -147,7 +162,7 @@ func TestStepUpOfAnotherUserDoesNotCount(t *testing.T) {
 	h, _, _ := stepUpHarness(t)
 	b := plugintest.NewBrowser(t)
 	signInAs(t, h, b, "u-alice", 10*time.Minute, "pwd")
-	step := b.Follow(b.Get(h.base + "/account/password"))
+	step := b.Follow(pressStepUp(t, h, b, "/account/password"))
 	back := b.Submit(step, "/recovery/verify", map[string]string{"code": "246810"})
 	if back.Status != http.StatusSeeOther {
 		t.Fatalf("step-up: %d", back.Status)

@@ -16,15 +16,17 @@ import (
 	"github.com/sspr-go/sspr/plugin/store"
 )
 
-// Admin reset tickets: an administrator issues a one-time link that starts
-// a reset journey for a user, emailed to the user or handed to the
-// administrator to pass on. The ticket replaces the contact-channel step
-// (the administrator vouches for the person); every other rule of the
-// policy still applies, so a user with MFA still proves a bound factor.
-// The administrator never chooses or sees the new password.
+// Admin reset tickets: for a user who lost their bound factors (the
+// journey ends at "contact your helpdesk"), an administrator issues a
+// one-time link that starts a reset journey, emailed to the user or handed
+// to them. The ticket stands in for the lost bound factors (the
+// administrator vouches for the person); the rest of the policy still
+// applies: the user proves the contact channel (the emailed code), so the
+// administrator, who holds the link, can neither choose nor see the new
+// password.
 
 // ticketFlowID marks a journey started by a ticket; the policy counts it
-// as a proved contact channel.
+// as a proved bound factor.
 const ticketFlowID = "ticket"
 
 // MaxTicketTTL is the longest a ticket may live.

@@ -37,7 +37,7 @@ func Default() fs.FS { return files }
 
 // Pages lists the page templates the plugin requires, without extension.
 func Pages() []string {
-	return []string{"start", "check", "code", "webauthn", "choose", "confirm", "elsewhere", "password", "done", "changed", "security", "enrol-totp", "enrol-webauthn", "enrol-codes", "ticket", "error"}
+	return []string{"start", "check", "code", "webauthn", "choose", "confirm", "elsewhere", "password", "done", "changed", "security", "enrol-totp", "enrol-webauthn", "enrol-codes", "ticket", "stepup", "error"}
 }
 
 // Emails lists the message templates the plugin requires, without extension.

@@ -124,7 +124,7 @@ func signedInAs(t *testing.T, f *fixture, c *http.Client, identifier, password s
 // step-up to the provider's sign-in page and signs in there as who.
 func changeViaProvider(t *testing.T, f *fixture, c *http.Client, identifier, password string, code func() string) page {
 	t.Helper()
-	login := get(t, c, f.issuer+"/recovery/account/password")
+	login := confirmItsYou(t, f, c)
 	if !strings.HasPrefix(login.resp.Request.URL.String(), f.issuer+"/login?authRequestID=") {
 		t.Fatalf("step-up did not lead to the provider's sign-in: %s\n%s", login.resp.Request.URL, login.body)
 	}
@@ -193,7 +193,9 @@ func TestEndToEndOIDCStepUp(t *testing.T) {
 		c := newBrowser(t, testRedirectURI)
 		signedInAs(t, f, c, server.BobEmail, "scaffold-and-crane-12", bobNow)
 		clk.Advance(6 * time.Minute)
-		first := do(t, newBrowserSharing(t, c), mustRequest(t, f.issuer+"/recovery/account/password"))
+		page := get(t, c, f.issuer+"/recovery/account/password")
+		form := page.hiddenFields()
+		first := postForm(t, newBrowserSharing(t, c), f.issuer+"/recovery/account/password", form, http.Header{"Origin": {f.issuer}})
 		authz, err := url.Parse(first.resp.Header.Get("Location"))
 		if err != nil || authz.Query().Get("prompt") != "login" || authz.Query().Get("max_age") != "0" {
 			t.Fatalf("step-up authorize URL: %v %q", err, first.resp.Header.Get("Location"))
@@ -255,7 +257,7 @@ func TestEndToEndInProcessStepUp(t *testing.T) {
 	clk.Advance(6 * time.Minute)
 
 	// sspr asks for bob's TOTP on its own page...
-	step := get(t, c, f.issuer+"/recovery/account/password")
+	step := confirmItsYou(t, f, c)
 	if step.resp.Request.URL.Path != "/recovery/verify" || !strings.Contains(step.body, "Enter a code from your authenticator app") {
 		t.Fatalf("step-up page: %s\n%s", step.resp.Request.URL, step.body)
 	}
@@ -279,11 +281,13 @@ func TestEndToEndInProcessStepUp(t *testing.T) {
 	}
 }
 
-func mustRequest(t *testing.T, u string) *http.Request {
+// confirmItsYou opens sspr's change-password page, which asks to confirm
+// it's you, and presses its button; it returns where that leads.
+func confirmItsYou(t *testing.T, f *fixture, c *http.Client) page {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, u, nil)
-	if err != nil {
-		t.Fatal(err)
+	p := get(t, c, f.issuer+"/recovery/account/password")
+	if !strings.Contains(p.body, "Confirm it&#39;s you") {
+		t.Fatalf("no step-up page:\n%s", p.body)
 	}
-	return req
+	return submit(t, c, f.issuer, p, nil)
 }
