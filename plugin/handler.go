@@ -559,6 +559,10 @@ type stepPage struct {
 	Others []choice
 	// HelpURL is the helpdesk, for users who lost their factors.
 	HelpURL string
+	// Leave and LeaveLabel (a message key) are the way out of the page:
+	// "start again" for a reset, "cancel" back to the account for a
+	// step-up.
+	Leave, LeaveLabel string
 }
 
 // current returns the flow a verification request is about: the one the
@@ -601,8 +605,12 @@ func (p *Plugin) renderStep(w http.ResponseWriter, r *http.Request, status int, 
 	if _, ok := p.scripts[f.ID()]; ok {
 		page.Script = p.basePath + "/static/" + f.ID() + ".js"
 	}
-	if f.Kind() == flows.KindBound {
+	if f.Kind() == flows.KindBound && j.Kind != store.KindStepUp {
 		page.HelpURL = p.s.HelpURL
+	}
+	page.Leave, page.LeaveLabel = p.basePath+"/", "common.start_again"
+	if j.Kind == store.KindStepUp {
+		page.Leave, page.LeaveLabel = p.accountURL(), "common.cancel"
 	}
 	for _, c := range pr.next {
 		if c.flow.ID() == f.ID() || c.flow.Kind() != f.Kind() {

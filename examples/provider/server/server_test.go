@@ -161,6 +161,10 @@ func TestLoginRefusesForgedPosts(t *testing.T) {
 		{"no csrf token", func(form url.Values, _ http.Header) { form.Del("csrf") }},
 		{"wrong csrf token", func(form url.Values, _ http.Header) { form.Set("csrf", "AAAA") }},
 		{"foreign origin", func(_ url.Values, h http.Header) { h.Set("Origin", "https://evil.example") }},
+		{"null origin from another site", func(_ url.Values, h http.Header) {
+			h.Set("Origin", "null")
+			h.Set("Sec-Fetch-Site", "cross-site")
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -178,6 +182,21 @@ func TestLoginRefusesForgedPosts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLoginAcceptsNullOriginFromTheSameSite: with Referrer-Policy
+// no-referrer, browsers post the sign-in form with "Origin: null" and
+// "Sec-Fetch-Site: same-origin"; that is a sign-in, not a forgery.
+func TestLoginAcceptsNullOriginFromTheSameSite(t *testing.T) {
+	f := newFixture(t)
+	r := newRP(t, f.issuer)
+	c := newBrowser(t, testRedirectURI)
+	login := get(t, c, r.authURL())
+	form := login.hiddenFields()
+	form.Set("identifier", server.DemoEmail)
+	form.Set("password", server.DemoPassword)
+	res := postForm(t, c, f.issuer+"/login", form, http.Header{"Origin": {"null"}, "Sec-Fetch-Site": {"same-origin"}})
+	r.redeem(t, res)
 }
 
 func TestLoginUnknownRequest(t *testing.T) {

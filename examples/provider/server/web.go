@@ -415,12 +415,22 @@ func (s *Server) validCSRF(r *http.Request, authRequestID string) bool {
 	return hmac.Equal([]byte(want), []byte(r.PostForm.Get(csrfFormField)))
 }
 
-// sameOrigin refuses a POST whose Origin header names another origin.
-// Browsers send Origin on every form POST; a missing header (curl, old
-// browsers) is left to the CSRF token.
+// sameOrigin refuses a POST from another origin: by its Origin header, or,
+// when that is "null" (as with Referrer-Policy: no-referrer) or missing,
+// by Sec-Fetch-Site. A request with neither (curl, old browsers) is left
+// to the CSRF token.
 func (s *Server) sameOrigin(r *http.Request) bool {
-	o := r.Header.Get("Origin")
-	return o == "" || o == s.origin
+	// The pages send Referrer-Policy: no-referrer, so browsers post forms
+	// with "Origin: null"; then Sec-Fetch-Site decides. Clients that send
+	// neither rely on the CSRF token alone.
+	if o := r.Header.Get("Origin"); o != "" && o != "null" {
+		return o == s.origin
+	}
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "same-origin", "none":
+		return true
+	}
+	return false
 }
 
 // isLoopback reports whether the request comes from this machine.
