@@ -70,6 +70,11 @@ func (p *Plugin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			_, _ = w.Write(p.pages.css)
 		}
 		return
+	case path == "/static/password.js" && get:
+		h.Set("Content-Type", "text/javascript; charset=utf-8")
+		h.Set("Cache-Control", "public, max-age=3600")
+		_, _ = w.Write(p.pages.pwjs)
+		return
 	case strings.HasPrefix(path, "/static/") && strings.HasSuffix(path, ".js") && get:
 		script, ok := p.scripts[strings.TrimSuffix(strings.TrimPrefix(path, "/static/"), ".js")]
 		if !ok {

@@ -19,6 +19,7 @@ type renderer struct {
 	emails map[string]emailTemplate
 	css    []byte
 	brand  []byte
+	pwjs   []byte
 }
 
 type emailTemplate struct {
@@ -104,6 +105,9 @@ func newRenderer(o overlay) (*renderer, error) {
 	}
 	if r.css, err = o.read("static/style.css"); err != nil {
 		errs = append(errs, fmt.Errorf("sspr: config: field 'Templates': static/style.css: %w", err))
+	}
+	if r.pwjs, err = o.read("static/password.js"); err != nil {
+		errs = append(errs, fmt.Errorf("sspr: config: field 'Templates': static/password.js: %w", err))
 	}
 	if r.brand, err = o.read("static/brand.css"); err != nil {
 		errs = append(errs, fmt.Errorf("sspr: config: field 'Templates': static/brand.css: %w", err))

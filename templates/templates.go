@@ -11,6 +11,7 @@
 //	email/<name>.txt     plain-text body of a message; defines "subject" and "text"
 //	email/<name>.html    HTML body of a message; defines "html"
 //	static/style.css     the stylesheet, served under <base>/static/style.css
+//	static/password.js   the show-password toggle of the password pages
 //	static/brand.css     loaded after style.css, empty by default: a host's
 //	                     colours (CSS variables) go here
 //	messages/<lang>.json the message catalog of a language: key → text

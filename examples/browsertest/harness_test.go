@@ -435,6 +435,13 @@ func (b *tab) click(sel string) {
 	}
 }
 
+// press clicks the element that sel matches when the click does not load
+// a page (a button of the page's script).
+func (b *tab) press(sel string) {
+	b.t.Helper()
+	b.do("press "+sel, chromedp.Click(chromedp.CSS(sel)))
+}
+
 // fill types v into the (cleared) field sel, as a person would.
 func (b *tab) fill(sel, v string) {
 	b.t.Helper()

@@ -349,6 +349,17 @@ func TestJourneyErrors(t *testing.T) {
 	b.expectError("#password", "#password-error", "too common")
 	b.expectFocusOnError("weak-password")
 
+	// The show-password toggle (password.js) switches the field to text
+	// and back.
+	b.press("button.toggle-password")
+	if typ := eval[string](b, "password field type", `document.getElementById('password').type`); typ != "text" {
+		b.fatalf("after pressing the show-password toggle the field is %q, want text", typ)
+	}
+	b.press("button.toggle-password")
+	if typ := eval[string](b, "password field type", `document.getElementById('password').type`); typ != "password" {
+		b.fatalf("after pressing the toggle twice the field is %q, want password", typ)
+	}
+
 	b.fill("#password", "sunflower-teapot-harbour")
 	b.fill("#confirm", "sunflower-teapot-harbor")
 	b.click(passwordSubmit)
