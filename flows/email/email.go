@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 	"time"
 
 	"github.com/sspr-go/sspr/flows"
@@ -266,7 +267,7 @@ func Mask(addr string) string {
 	if at <= 0 {
 		return "•••"
 	}
-	first := []rune(addr[:at])[0]
+	first, _ := utf8.DecodeRuneInString(addr)
 	return string(first) + "•••" + addr[at:]
 }
 
