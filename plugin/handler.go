@@ -520,11 +520,16 @@ func (p *Plugin) startJourney(w http.ResponseWriter, r *http.Request) error {
 		p.render(w, r, http.StatusTooManyRequests, "start", browserID, page)
 		return nil
 	}
-	p.worker.Kick()
 	if err := p.setCookieID(w, r, j.ID); err != nil {
 		return err
 	}
 	p.redirect(w, "/verify", nil)
+	// Wake the outbox only once the answer is out: a known identifier's
+	// delivery must not run while this response is produced (timing).
+	if fl, ok := w.(http.Flusher); ok {
+		fl.Flush()
+	}
+	p.worker.Kick()
 	return nil
 }
 
