@@ -8,6 +8,13 @@
 //	SSPR_DATA    -data    folder for the SQLite files and keys (default ./data)
 //	SSPR_SMTP    -smtp    smtp://host:port; unset means the dev mailbox
 //	SSPR_STEPUP  -stepup  "oidc" for step-up through the provider; unset means sspr's own pages
+//
+// For load tests (see examples/bench), never in production:
+//
+//	SSPR_SEED_USERS  -seed-users   create user00000@example.test … user{N-1}@example.test,
+//	                               password "load-test-password-2026" (default 0)
+//	SSPR_RATE_LIMITS -rate-limits  "off" turns sspr's rate limits off (default "on")
+//	SSPR_CPUPROFILE                write a CPU profile to this file until shutdown
 package main
 
 import (
@@ -18,6 +25,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
+	"strconv"
 	"syscall"
 
 	"github.com/sspr-go/sspr/examples/provider/server"
@@ -44,11 +53,34 @@ func run(args []string) error {
 	data := fs.String("data", env("SSPR_DATA", "./data"), "folder for the SQLite files and keys, created if missing (env SSPR_DATA)")
 	smtp := fs.String("smtp", env("SSPR_SMTP", ""), "mail server smtp://host:port; empty means the dev mailbox (env SSPR_SMTP)")
 	stepUp := fs.String("stepup", env("SSPR_STEPUP", ""), `"oidc": step-up through the provider; empty: sspr's own pages (env SSPR_STEPUP)`)
+	seedUsers := fs.String("seed-users", env("SSPR_SEED_USERS", "0"),
+		"load tests only: create user00000@example.test … user{N-1}@example.test with password "+
+			strconv.Quote(server.LoadTestPassword)+" (env SSPR_SEED_USERS)")
+	rateLimits := fs.String("rate-limits", env("SSPR_RATE_LIMITS", "on"), `"off" turns sspr's rate limits off, for load tests only (env SSPR_RATE_LIMITS)`)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
+	}
+	nSeed, err := strconv.Atoi(*seedUsers)
+	if err != nil {
+		return fmt.Errorf("-seed-users (SSPR_SEED_USERS): not a number: %q", *seedUsers)
+	}
+	var noLimits bool
+	switch *rateLimits {
+	case "", "on":
+	case "off":
+		noLimits = true
+	default:
+		return fmt.Errorf(`-rate-limits (SSPR_RATE_LIMITS): must be "on" or "off", not %q`, *rateLimits)
+	}
+	if path := os.Getenv("SSPR_CPUPROFILE"); path != "" {
+		stopProfile, err := startCPUProfile(path)
+		if err != nil {
+			return err
+		}
+		defer stopProfile()
 	}
 
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -57,6 +89,7 @@ func run(args []string) error {
 
 	srv, err := server.New(ctx, server.Config{
 		Addr: *addr, Issuer: *issuer, DataDir: *data, SMTP: *smtp, StepUp: *stepUp, Logger: logger,
+		SeedUsers: nSeed, DisableRateLimits: noLimits,
 	})
 	if err != nil {
 		return err
@@ -86,6 +119,13 @@ Demo Provider listening on %s (issuer %s)
 	if srv.Mailbox() != nil {
 		fmt.Printf("  No SMTP server set: messages are logged and listed at %s/dev/mailbox\n", iss)
 	}
+	if nSeed > 0 {
+		fmt.Printf("  LOAD TEST: %d users %s … %s, all with the password %q.\n",
+			nSeed, server.LoadTestEmail(0), server.LoadTestEmail(nSeed-1), server.LoadTestPassword)
+	}
+	if noLimits {
+		fmt.Println("  WARNING: RATE LIMITS ARE OFF (SSPR_RATE_LIMITS=off). Load tests only, never in production.")
+	}
 	fmt.Println()
 
 	serveErr := srv.ListenAndServe(ctx)
@@ -93,4 +133,23 @@ Demo Provider listening on %s (issuer %s)
 	workErr := <-workers
 	logger.Info("provider stopped")
 	return errors.Join(serveErr, workErr)
+}
+
+// startCPUProfile writes a CPU profile to path until the returned function
+// is called (SSPR_CPUPROFILE, for load tests; read it with go tool pprof).
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("SSPR_CPUPROFILE: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("SSPR_CPUPROFILE: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "provider: SSPR_CPUPROFILE:", err)
+		}
+	}, nil
 }

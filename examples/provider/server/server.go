@@ -128,6 +128,25 @@ type Config struct {
 
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
+
+	// SeedUsers is how many load-test users New creates at start-up:
+	// user00000 … user{SeedUsers-1} (the username zero-padded to five
+	// digits, the email <username>@example.test, see [LoadTestUsername]),
+	// all with the published password [LoadTestPassword]. They are for
+	// load tests only (examples/bench): anybody who reads this package can
+	// sign in as them. Seeding is idempotent and fast: the password is
+	// hashed once and the rows go in in one transaction; users that exist
+	// are left as they are, a password changed by a reset included. The
+	// seeded passwords are not recorded in sspr's password history.
+	// Default: 0 (none); at most [MaxSeedUsers].
+	SeedUsers int
+
+	// DisableRateLimits turns sspr's rate limits off
+	// (plugin.Config.InsecureDisableRateLimits), so that a load test from
+	// one address measures the work rather than the 429 page. New logs a
+	// warning, and sspr logs one on every request. Never set it in
+	// production. Default: false (limits on).
+	DisableRateLimits bool
 }
 
 // Server is the example provider: the OpenID provider, its sign-in page,
@@ -204,6 +223,9 @@ func validate(cfg Config) (Config, *url.URL, error) {
 		if u, err := url.Parse(raw); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") || u.Fragment != "" {
 			errs = append(errs, fieldError("RedirectURIs", "entry %d must be an absolute http(s) URL without fragment", i))
 		}
+	}
+	if c.SeedUsers < 0 || c.SeedUsers > MaxSeedUsers {
+		errs = append(errs, fieldError("SeedUsers", "must be between 0 and %d", MaxSeedUsers))
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -407,13 +429,26 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Hasher:      hasher,
 		Logger:      s.logger,
 		Now:         s.now,
+		// Load tests only (Config.DisableRateLimits).
+		InsecureDisableRateLimits: cfg.DisableRateLimits,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: sspr: %w", err)
 	}
+	if cfg.DisableRateLimits {
+		s.logger.WarnContext(ctx, "server: RATE LIMITS ARE OFF (DisableRateLimits, SSPR_RATE_LIMITS=off): "+
+			"anybody can start resets and try codes without limit; for load tests only, never in production")
+	}
 
 	if err := s.seedDemoUsers(ctx); err != nil {
 		return nil, err
+	}
+	if cfg.SeedUsers > 0 {
+		n, err := s.dir.seedLoadTestUsers(ctx, cfg.SeedUsers)
+		if err != nil {
+			return nil, err
+		}
+		s.logger.InfoContext(ctx, "seeded load-test users", slog.Int("wanted", cfg.SeedUsers), slog.Int("created", n))
 	}
 
 	s.handler = s.routes()
