@@ -7,6 +7,7 @@
 //	SSPR_ISSUER  -issuer  external URL (default http://localhost:9998)
 //	SSPR_DATA    -data    folder for the SQLite files and keys (default ./data)
 //	SSPR_SMTP    -smtp    smtp://host:port; unset means the dev mailbox
+//	SSPR_DATABASE_URL -database-url  postgres:// URL for sspr's store; unset means SQLite in SSPR_DATA
 //	SSPR_STEPUP  -stepup  "oidc" for step-up through the provider; unset means sspr's own pages
 //
 // For load tests (see examples/bench), never in production:
@@ -52,6 +53,7 @@ func run(args []string) error {
 	issuer := fs.String("issuer", env("SSPR_ISSUER", "http://localhost:9998"), "external URL of the provider (env SSPR_ISSUER)")
 	data := fs.String("data", env("SSPR_DATA", "./data"), "folder for the SQLite files and keys, created if missing (env SSPR_DATA)")
 	smtp := fs.String("smtp", env("SSPR_SMTP", ""), "mail server smtp://host:port; empty means the dev mailbox (env SSPR_SMTP)")
+	databaseURL := fs.String("database-url", env("SSPR_DATABASE_URL", ""), "postgres:// URL for sspr's store; empty means SQLite in the data folder (env SSPR_DATABASE_URL)")
 	stepUp := fs.String("stepup", env("SSPR_STEPUP", ""), `"oidc": step-up through the provider; empty: sspr's own pages (env SSPR_STEPUP)`)
 	seedUsers := fs.String("seed-users", env("SSPR_SEED_USERS", "0"),
 		"load tests only: create user00000@example.test … user{N-1}@example.test with password "+
@@ -88,7 +90,7 @@ func run(args []string) error {
 	defer stop()
 
 	srv, err := server.New(ctx, server.Config{
-		Addr: *addr, Issuer: *issuer, DataDir: *data, SMTP: *smtp, StepUp: *stepUp, Logger: logger,
+		Addr: *addr, Issuer: *issuer, DataDir: *data, SMTP: *smtp, DatabaseURL: *databaseURL, StepUp: *stepUp, Logger: logger,
 		SeedUsers: nSeed, DisableRateLimits: noLimits,
 	})
 	if err != nil {

@@ -1,14 +1,22 @@
 package server_test
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"os"
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/sspr-go/sspr/examples/provider/server"
 	"github.com/sspr-go/sspr/plugin"
+	"github.com/sspr-go/sspr/plugin/notify/smtptest"
 )
 
 func TestLoadTestNames(t *testing.T) {
@@ -120,4 +128,61 @@ func TestDisableRateLimits(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSSPRStoreOnPostgres runs the forgot-password journey with sspr's
+// store in PostgreSQL (SSPR_DATABASE_URL); it skips without a test server.
+func TestSSPRStoreOnPostgres(t *testing.T) {
+	base := os.Getenv("SSPR_TEST_POSTGRES_URL")
+	if base == "" {
+		t.Skip("SSPR_TEST_POSTGRES_URL is not set: the PostgreSQL tests need a server (.ci/run starts one)")
+	}
+	mail := smtptest.NewServer(t)
+	f := newFixture(t, func(c *server.Config) { c.SMTP = mail.URL(); c.DatabaseURL = pgTestSchema(t, base) })
+	c := newBrowser(t, testRedirectURI)
+	_, _, check := forgot(t, f, c, server.DemoEmail)
+	msg, err := mail.Wait(t.Context(), server.DemoEmail, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := resetCode.FindStringSubmatch(msg.Text)
+	if code == nil {
+		t.Fatalf("no code in %s", msg.Text)
+	}
+	choose := submit(t, c, f.issuer, check, url.Values{"code": {code[1]}})
+	done := submit(t, c, f.issuer, choose, url.Values{"password": {"harbour-lights-at-dawn"}, "confirm": {"harbour-lights-at-dawn"}})
+	if !strings.Contains(done.body, "Your password was changed") {
+		t.Fatalf("journey on PostgreSQL:\n%s", done.body)
+	}
+}
+
+// pgTestSchema creates a fresh schema and returns base with it as the
+// search_path; the schema is dropped when the test ends.
+func pgTestSchema(t *testing.T, base string) string {
+	t.Helper()
+	buf := make([]byte, 6)
+	_, _ = rand.Read(buf)
+	schema := "sspr_ex_" + hex.EncodeToString(buf)
+	conn, err := pgx.Connect(t.Context(), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(t.Context(), "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if c, err := pgx.Connect(context.Background(), base); err == nil {
+			_, _ = c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+			c.Close(context.Background())
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
 }

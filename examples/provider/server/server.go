@@ -33,6 +33,7 @@ import (
 	"github.com/sspr-go/sspr/plugin/notify"
 	"github.com/sspr-go/sspr/plugin/password"
 	"github.com/sspr-go/sspr/plugin/store"
+	"github.com/sspr-go/sspr/plugin/store/postgres"
 	"github.com/sspr-go/sspr/plugin/store/sqlite"
 )
 
@@ -140,6 +141,12 @@ type Config struct {
 	// seeded passwords are not recorded in sspr's password history.
 	// Default: 0 (none); at most [MaxSeedUsers].
 	SeedUsers int
+
+	// DatabaseURL, a postgres:// URL, keeps sspr's store in PostgreSQL
+	// (plugin/store/postgres) instead of <DataDir>/sspr.db, so several
+	// provider instances can share it. Users stay in provider.db. Default:
+	// "" (SQLite).
+	DatabaseURL string
 
 	// DisableRateLimits turns sspr's rate limits off
 	// (plugin.Config.InsecureDisableRateLimits), so that a load test from
@@ -360,8 +367,14 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	} else if sender, err = newSMTPSender(cfg.SMTP, issuer.Hostname()); err != nil {
 		return nil, err
 	}
-	st, err := sqlite.Config{Path: filepath.Join(cfg.DataDir, "sspr.db")}.Open(ctx, s.logger)
-	if err != nil {
+	var st store.Store
+	if cfg.DatabaseURL != "" {
+		// Scale-out: sspr's journeys, counters, outbox and factors in
+		// PostgreSQL, shared by every instance (users stay in provider.db).
+		if st, err = (postgres.Config{URL: cfg.DatabaseURL}).Open(ctx, s.logger); err != nil {
+			return nil, fmt.Errorf("server: open sspr's PostgreSQL store: %w", err)
+		}
+	} else if st, err = (sqlite.Config{Path: filepath.Join(cfg.DataDir, "sspr.db")}).Open(ctx, s.logger); err != nil {
 		return nil, fmt.Errorf("server: open sspr.db: %w", err)
 	}
 	s.ssprDB = st
