@@ -11,8 +11,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sspr-go/sspr/flows"
 	"github.com/sspr-go/sspr/flows/internal/challenge"
