@@ -74,6 +74,19 @@
 // [GorillaSession] adapts a gorilla/sessions session to [SessionSource] and
 // [SessionRaiser].
 //
+// # Operating it
+//
+// [Plugin.AuditHandler] serves the audit trail (who reset what, when, from
+// where) as JSON and [Plugin.MetricsHandler] Prometheus metrics; mount both
+// behind your own authorization. Every audit event is also logged through
+// log/slog. [Plugin.IssueTicket] (and [Plugin.TicketHandler]) gives an
+// administrator a one-time reset link (≤ 24 h) for a user who lost their
+// bound factors: it stands in for those factors, and the user still proves
+// the contact channel, so the administrator never sets the password.
+// Several instances may share one PostgreSQL store (plugin/store/postgres):
+// journeys, limits and the outbox are shared, and each message is
+// delivered once.
+//
 // # Languages
 //
 // Pages and emails take their texts from the catalogs in
