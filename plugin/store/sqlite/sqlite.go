@@ -52,13 +52,6 @@ type Config struct {
 	// another connection or process before failing with "database is
 	// locked". Default: 5s.
 	BusyTimeout time.Duration
-
-	// CheckpointInterval is how often a background goroutine checkpoints
-	// the write-ahead log (PASSIVE: it never blocks writers), so that no
-	// request pays for a checkpoint and its fsync; SQLite's automatic
-	// checkpoints on the writer are then off. A negative value keeps
-	// SQLite's automatic checkpoints instead. Default: 200ms.
-	CheckpointInterval time.Duration
 }
 
 // Store is the SQLite implementation of [store.Store]. Writes and [Store.Atomic]
@@ -71,12 +64,6 @@ type Store struct {
 	writer *sql.DB
 	reader *sql.DB
 	logger *slog.Logger
-
-	// The background checkpointer: its own connection, a stop signal and
-	// a channel closed when it has stopped (nil when it is off).
-	ckpt     *sql.DB
-	stopCkpt chan struct{}
-	ckptDone chan struct{}
 }
 
 // Open validates c, opens (or creates) the database file, applies pending
@@ -134,64 +121,7 @@ func (c Config) Open(ctx context.Context, logger *slog.Logger) (*Store, error) {
 	}
 
 	s.ops = ops{w: s.writer, r: s.reader, atomically: s.writeTx}
-	if c.CheckpointInterval == 0 {
-		c.CheckpointInterval = defaultCheckpointInterval
-	}
-	if c.CheckpointInterval > 0 {
-		if err := s.startCheckpointer(ctx, path, c); err != nil {
-			return nil, errors.Join(err, s.Close())
-		}
-	}
 	return s, nil
-}
-
-// defaultCheckpointInterval is [Config.CheckpointInterval]'s default.
-const defaultCheckpointInterval = 200 * time.Millisecond
-
-// startCheckpointer turns the writer's automatic checkpoints off and
-// checkpoints from a goroutine of its own, on a connection of its own.
-// The benchmarks measured automatic checkpoints (with their fsync) on the
-// request path as the largest single cost of a reset start's tail latency.
-func (s *Store) startCheckpointer(ctx context.Context, path string, c Config) error {
-	if _, err := s.writer.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 0`); err != nil {
-		return fmt.Errorf("sqlite: open: %w", err)
-	}
-	db, err := sql.Open("sqlite3", dsn(path, c.BusyTimeout, false))
-	if err != nil {
-		return fmt.Errorf("sqlite: open checkpointer: %w", err)
-	}
-	db.SetMaxOpenConns(1)
-	s.ckpt, s.stopCkpt, s.ckptDone = db, make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(s.ckptDone)
-		t := time.NewTicker(c.CheckpointInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-s.stopCkpt:
-				return
-			case <-t.C:
-				if err := s.Checkpoint(context.Background()); err != nil {
-					s.logger.Warn("sqlite: checkpoint failed", slog.Any("err", err))
-				}
-			}
-		}
-	}()
-	return nil
-}
-
-// Checkpoint copies the write-ahead log back into the database file as
-// far as readers allow (a PASSIVE checkpoint: it waits for nobody). The
-// background checkpointer calls it; it is exported for tools and tests.
-func (s *Store) Checkpoint(ctx context.Context) error {
-	db := s.ckpt
-	if db == nil {
-		db = s.writer
-	}
-	if _, err := db.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
-		return fmt.Errorf("sqlite: checkpoint: %w", err)
-	}
-	return nil
 }
 
 // initFile creates the database file with [pageSize] pages and switches it
@@ -330,14 +260,6 @@ func (s *Store) writeTx(ctx context.Context, fn func(q querier) error) error {
 // SQLite checkpoints the write-ahead log into the database file.
 func (s *Store) Close() error {
 	var errs []error
-	if s.stopCkpt != nil {
-		close(s.stopCkpt)
-		<-s.ckptDone
-		s.stopCkpt = nil
-		if err := s.ckpt.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("sqlite: close checkpointer: %w", err))
-		}
-	}
 	if s.reader != nil {
 		if err := s.reader.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("sqlite: close reader: %w", err))
