@@ -278,13 +278,29 @@ func (p *Plugin) url(path string, query url.Values) string {
 	return u.String()
 }
 
-// queue renders a message and writes it, sealed, to the outbox in tx.
+// queued is what the outbox keeps of a message: what to render, not the
+// rendering. Rendering then happens at delivery, off the request path, and
+// the stored payload stays small (a reset start writes one row of a few
+// hundred bytes instead of the whole text and HTML).
+type queued struct {
+	Template string          `json:"t"`
+	Channel  string          `json:"c"`
+	To       string          `json:"to,omitempty"`
+	Lang     string          `json:"l"`
+	Data     json.RawMessage `json:"d"`
+}
+
+// queue writes a message, sealed (it may carry a code or a link), to the
+// outbox in tx. The template must exist; its data must encode to JSON.
 func (p *Plugin) queue(ctx context.Context, tx store.Tx, template, channel, to, lang string, data any) error {
-	msg, err := p.pages.email(template, channel, to, emailData{Product: p.s.ProductName, Data: data, T: p.msgs.translator(lang)})
-	if err != nil {
-		return err
+	if !p.pages.hasEmail(template) {
+		return fmt.Errorf("sspr: no message template %q", template)
 	}
-	raw, err := json.Marshal(msg)
+	d, err := json.Marshal(data)
+	if err != nil {
+		return fmt.Errorf("sspr: encode message data: %w", err)
+	}
+	raw, err := json.Marshal(queued{Template: template, Channel: channel, To: to, Lang: lang, Data: d})
 	if err != nil {
 		return fmt.Errorf("sspr: encode message: %w", err)
 	}
@@ -300,16 +316,21 @@ func (p *Plugin) queue(ctx context.Context, tx store.Tx, template, channel, to, 
 	return nil
 }
 
+// openMessage unseals a queued message and renders it in its language.
 func (p *Plugin) openMessage(payload []byte) (notify.Message, error) {
 	raw, err := p.keys.open(payload, outboxAD)
 	if err != nil {
 		return notify.Message{}, err
 	}
-	var m notify.Message
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return notify.Message{}, fmt.Errorf("sspr: decode message: %w", err)
+	var q queued
+	if err := json.Unmarshal(raw, &q); err != nil || q.Template == "" {
+		return notify.Message{}, fmt.Errorf("sspr: decode message: %w", errors.Join(err, errors.New("not a queued message")))
 	}
-	return m, nil
+	var data any
+	if err := json.Unmarshal(q.Data, &data); err != nil {
+		return notify.Message{}, fmt.Errorf("sspr: decode message data: %w", err)
+	}
+	return p.pages.email(q.Template, q.Channel, q.To, emailData{Product: p.s.ProductName, Data: data, T: p.msgs.translator(q.Lang)})
 }
 
 // subject describes a user to the flows.

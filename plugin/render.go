@@ -166,6 +166,12 @@ type emailData struct {
 	T       T
 }
 
+// hasEmail reports whether message template name exists.
+func (r *renderer) hasEmail(name string) bool {
+	_, ok := r.emails[name]
+	return ok
+}
+
 // email renders a message.
 func (r *renderer) email(name string, channel, to string, d emailData) (notify.Message, error) {
 	et, ok := r.emails[name]
