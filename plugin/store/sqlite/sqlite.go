@@ -6,7 +6,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -19,6 +18,7 @@ import (
 	sqlite3 "github.com/mattn/go-sqlite3"
 
 	"github.com/sspr-go/sspr/plugin/store"
+	smigrations "github.com/sspr-go/sspr/plugin/store/internal/migrations"
 )
 
 var _ store.Store = (*Store)(nil)
@@ -274,37 +274,9 @@ func (s *Store) Close() error {
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
-// migration is one embedded schema change.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// migrations lists the embedded migrations in version order. File names
-// are NNNN_name.sql with a unique, increasing number.
-func migrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFS, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, e := range entries { // ReadDir sorts by name
-		num, _, ok := strings.Cut(e.Name(), "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %q: name must start with a positive number and '_'", e.Name())
-		}
-		if len(ms) > 0 && v <= ms[len(ms)-1].version {
-			return nil, fmt.Errorf("migration %q: version %d is not increasing", e.Name(), v)
-		}
-		b, err := fs.ReadFile(migrationFS, "migrations/"+e.Name())
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b)})
-	}
-	return ms, nil
+// migrations lists the embedded migrations in version order.
+func migrations() ([]smigrations.Migration, error) {
+	return smigrations.List(migrationFS, "migrations")
 }
 
 // migrate applies the pending migrations in one transaction, recording each
@@ -329,20 +301,20 @@ func (s *Store) migrate(ctx context.Context) error {
 		if err := q.QueryRowContext(ctx, `SELECT IFNULL(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
 			return err
 		}
-		if latest := ms[len(ms)-1].version; current > latest {
+		if latest := ms[len(ms)-1].Version; current > latest {
 			return fmt.Errorf("database schema version %d is newer than this program's %d", current, latest)
 		}
 		for _, m := range ms {
-			if m.version <= current {
+			if m.Version <= current {
 				continue
 			}
-			if _, err := q.ExecContext(ctx, m.sql); err != nil {
-				return fmt.Errorf("%s: %w", m.name, err)
+			if _, err := q.ExecContext(ctx, m.SQL); err != nil {
+				return fmt.Errorf("%s: %w", m.Name, err)
 			}
-			if _, err := q.ExecContext(ctx, `INSERT INTO schema_migrations (version, name) VALUES (?, ?)`, m.version, m.name); err != nil {
-				return fmt.Errorf("%s: %w", m.name, err)
+			if _, err := q.ExecContext(ctx, `INSERT INTO schema_migrations (version, name) VALUES (?, ?)`, m.Version, m.Name); err != nil {
+				return fmt.Errorf("%s: %w", m.Name, err)
 			}
-			applied = append(applied, m.name)
+			applied = append(applied, m.Name)
 		}
 		return nil
 	})

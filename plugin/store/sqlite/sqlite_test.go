@@ -101,7 +101,7 @@ func TestMigrationsReopen(t *testing.T) {
 	}
 	var wantVersions []int
 	for _, m := range ms {
-		wantVersions = append(wantVersions, m.version)
+		wantVersions = append(wantVersions, m.Version)
 	}
 	path := filepath.Join(t.TempDir(), "sspr.db")
 	base := time.Date(2031, 3, 4, 5, 6, 7, 0, time.UTC)
