@@ -1,6 +1,7 @@
 package plugin_test
 
 import (
+	"log/slog"
 	"regexp"
 	"strings"
 
@@ -143,5 +144,27 @@ func TestBranding(t *testing.T) {
 	cfg.LogoURL = "javascript:alert(1)"
 	if _, err := plugin.New(cfg); err == nil || !strings.Contains(err.Error(), "field 'LogoURL'") {
 		t.Fatalf("bad logo URL: %v", err)
+	}
+}
+
+// plainDirectory hides every optional capability of the test directory.
+type plainDirectory struct{ plugin.Directory }
+
+func TestNewWarnsWithoutSessionRevoker(t *testing.T) {
+	h := newHarness(t)
+	for _, tt := range []struct {
+		dir  plugin.Directory
+		warn bool
+	}{{h.dir, false}, {plainDirectory{h.dir}, true}} {
+		var logs strings.Builder
+		cfg := h.config()
+		cfg.Directory = tt.dir
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		if _, err := plugin.New(cfg); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(logs.String(), "does not implement SessionRevoker"); got != tt.warn {
+			t.Errorf("%T: warning logged %v, want %v: %s", tt.dir, got, tt.warn, logs.String())
+		}
 	}
 }

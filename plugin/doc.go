@@ -87,6 +87,13 @@
 // journeys, limits and the outbox are shared, and each message is
 // delivered once.
 //
+// # Password history
+//
+// The last passwords are kept as argon2id keys that share one random salt
+// per user (not one per password), so that checking a new password against
+// all of them costs a single argon2id computation: with the host's own hash
+// of the new password, a reset computes argon2id exactly twice.
+//
 // # Languages
 //
 // Pages and emails take their texts from the catalogs in

@@ -643,11 +643,9 @@ func safeJSON(raw []byte) string {
 	if err := json.Compact(&buf, raw); err != nil {
 		return "null"
 	}
-	out := buf.String()
-	for _, r := range []struct{ from, to string }{{"<", `\u003c`}, {">", `\u003e`}, {"&", `\u0026`}} {
-		out = strings.ReplaceAll(out, r.from, r.to)
-	}
-	return out
+	var out bytes.Buffer
+	json.HTMLEscape(&out, buf.Bytes())
+	return out.String()
 }
 
 func (p *Plugin) verifyPage(w http.ResponseWriter, r *http.Request) error {
@@ -1117,16 +1115,7 @@ func (p *Plugin) readyJourney(ctx context.Context, r *http.Request) (store.Journ
 }
 
 func (p *Plugin) passwordPageData(pr progress) passwordPage {
-	return passwordPage{Action: p.basePath + "/password", Heading: "password.heading", Username: firstNonEmpty(pr.user.Username, pr.user.Email), MinLength: p.policy.MinLength(pr.hasMFA), MaxLength: p.policy.MaxLength()}
-}
-
-func firstNonEmpty(v ...string) string {
-	for _, s := range v {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
+	return passwordPage{Action: p.basePath + "/password", Heading: "password.heading", Username: cmp.Or(pr.user.Username, pr.user.Email), MinLength: p.policy.MinLength(pr.hasMFA), MaxLength: p.policy.MaxLength()}
 }
 
 func (p *Plugin) passwordPage(w http.ResponseWriter, r *http.Request) error {

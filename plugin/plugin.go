@@ -105,6 +105,12 @@ func New(cfg Config) (*Plugin, error) {
 		}
 	}
 	p.revoker, _ = s.Directory.(SessionRevoker)
+	if p.revoker == nil {
+		// DESIGN: after a reset every session and refresh token of the user
+		// is revoked. Without the capability sspr cannot do it; say so once
+		// (each reset also records "sessions.revoke: not supported").
+		p.log.Warn("sspr: the Directory does not implement SessionRevoker: sessions survive a password reset")
+	}
 	p.contacts, _ = s.Directory.(ContactLister)
 	p.admins, _ = s.Directory.(AdminChecker)
 	if s.StepUp != nil {

@@ -159,8 +159,8 @@ func enrolAD(userID, flowID string) string { return "sspr enrol\x00" + userID + 
 
 func (p *Plugin) enrol(w http.ResponseWriter, r *http.Request, sess Session, pr progress, f flows.Flow, en flows.Enroller, binding string) error {
 	ctx := r.Context()
-	req := flows.EnrolRequest{Env: env{p}, UserID: sess.UserID, Account: firstNonEmpty(pr.user.Username, pr.user.Email, pr.user.ID),
-		DisplayName: firstNonEmpty(pr.user.DisplayName, pr.user.Username, pr.user.Email), Form: r.PostForm}
+	req := flows.EnrolRequest{Env: env{p}, UserID: sess.UserID, Account: cmp.Or(pr.user.Username, pr.user.Email, pr.user.ID),
+		DisplayName: cmp.Or(pr.user.DisplayName, pr.user.Username, pr.user.Email), Form: r.PostForm}
 	var page flows.EnrolPage
 	var err error
 	if r.Method == http.MethodPost {

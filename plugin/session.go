@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/http"
@@ -80,14 +81,7 @@ var (
 )
 
 func (g GorillaSession) keys() (uid, at, amr, acr string) {
-	return or(g.UserIDKey, "user_id"), or(g.AuthTimeKey, "auth_time"), or(g.AMRKey, "amr"), or(g.ACRKey, "acr")
-}
-
-func or(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
+	return cmp.Or(g.UserIDKey, "user_id"), cmp.Or(g.AuthTimeKey, "auth_time"), cmp.Or(g.AMRKey, "amr"), cmp.Or(g.ACRKey, "acr")
 }
 
 // Session reads the session. A missing, undecodable or empty session is

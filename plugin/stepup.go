@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -208,26 +210,15 @@ func (p *Plugin) startOIDCStepUp(w http.ResponseWriter, r *http.Request, j store
 		oauth2.SetAuthURLParam("prompt", "login"),
 		oauth2.SetAuthURLParam("max_age", "0"),
 	}
-	if hint := firstNonEmpty(pr.user.Username, pr.user.Email); hint != "" {
+	if hint := cmp.Or(pr.user.Username, pr.user.Email); hint != "" {
 		opts = append(opts, oauth2.SetAuthURLParam("login_hint", hint))
 	}
 	if len(p.stepUp.cfg.ACRValues) > 0 {
-		opts = append(opts, oauth2.SetAuthURLParam("acr_values", joinSpace(p.stepUp.cfg.ACRValues)))
+		opts = append(opts, oauth2.SetAuthURLParam("acr_values", strings.Join(p.stepUp.cfg.ACRValues, " ")))
 	}
 	w.Header().Set("Location", p.oauthConfig(prov).AuthCodeURL(state, opts...))
 	w.WriteHeader(http.StatusSeeOther)
 	return nil
-}
-
-func joinSpace(v []string) string {
-	out := ""
-	for i, s := range v {
-		if i > 0 {
-			out += " "
-		}
-		out += s
-	}
-	return out
 }
 
 func (p *Plugin) oauthConfig(prov *oidc.Provider) *oauth2.Config {
@@ -272,7 +263,7 @@ func (p *Plugin) stepUpCallback(w http.ResponseWriter, r *http.Request) error {
 		return internalError(err)
 	}
 	if e := q.Get("error"); e != "" {
-		p.stepUpAudit(ctx, r, j, "failed", "provider error "+truncate(e, 64))
+		p.stepUpAudit(ctx, r, j, "failed", "provider error "+truncateUTF8(e, 64))
 		return errStepUpFailed
 	}
 	reason, err := p.checkStepUpToken(ctx, j, st, q.Get("code"))
@@ -354,8 +345,6 @@ func (p *Plugin) stepUpAudit(ctx context.Context, r *http.Request, j store.Journ
 		p.log.ErrorContext(ctx, "sspr: audit failed", slog.Any("err", err))
 	}
 }
-
-func truncate(s string, n int) string { return truncateUTF8(s, n) }
 
 // accountPassword serves the signed-in change-password page. It runs a
 // step-up first unless one no older than StepUpMaxAge exists.

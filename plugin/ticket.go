@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -88,7 +89,7 @@ func (p *Plugin) IssueTicket(ctx context.Context, req TicketRequest) (Ticket, er
 	now := p.s.Now()
 	token := randomID(32)
 	sum := sha256.Sum256([]byte(token))
-	j := store.Journey{ID: randomID(16), Kind: store.KindReset, UserID: u.ID, Locale: cmpOr(u.Locale, referenceLang),
+	j := store.Journey{ID: randomID(16), Kind: store.KindReset, UserID: u.ID, Locale: cmp.Or(u.Locale, referenceLang),
 		CreatedAt: now, ExpiresAt: now.Add(req.TTL)}
 	link := p.url("/ticket", url.Values{"token": {token}})
 	t := Ticket{ExpiresAt: j.ExpiresAt, Emailed: req.Email}
@@ -109,7 +110,7 @@ func (p *Plugin) IssueTicket(ctx context.Context, req TicketRequest) (Ticket, er
 			}
 		}
 		e := store.AuditEvent{Time: now, Event: "ticket.issue", JourneyID: j.ID, UserID: u.ID, Outcome: "ok",
-			Detail: truncate("by "+req.IssuedBy, 128)}
+			Detail: truncateUTF8("by "+req.IssuedBy, 128)}
 		if _, err := tx.AppendAudit(ctx, e); err != nil {
 			return err
 		}
@@ -125,13 +126,6 @@ func (p *Plugin) IssueTicket(ctx context.Context, req TicketRequest) (Ticket, er
 		t.URL = link
 	}
 	return t, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // ticketData is what the "ticket" message template receives as .Data.
