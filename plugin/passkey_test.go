@@ -132,7 +132,7 @@ func TestPasskeyCloneRefused(t *testing.T) {
 	}
 	b2 := plugintest.NewBrowser(t)
 	page2 := b2.Follow(h.emailStep(b2, "alice", "alice@example.com"))
-	if p := usePasskey(t, b2, page2, a, webauthntest.WithSignCount(1)); p.Status != http.StatusBadRequest {
+	if p := usePasskey(t, b2, page2, a, webauthntest.WithSignCount(1)); p.Status != http.StatusBadRequest || !strings.Contains(p.Text(), "couldn't verify your passkey") {
 		t.Fatalf("cloned key: %d %s", p.Status, p.Text())
 	}
 }
