@@ -239,6 +239,27 @@ type Prompter interface {
 	Prompt() Prompt
 }
 
+// Addresser is implemented by channel flows that know addresses of their
+// own, such as the phone numbers users enrolled with flows/sms, so that the
+// engine sends its notices ("your password was changed", "a security method
+// was added") to every contact address. The engine sends them on the
+// flow's channel, named by its ID.
+type Addresser interface {
+	// Addresses returns every address of s on this flow's channel, in
+	// clear, the host's (in s) and the flow's own, without duplicates.
+	Addresses(ctx context.Context, s Subject) ([]string, error)
+}
+
+// PageDataer is implemented by flows whose verification page shows data
+// of the journey's challenge, such as the security questions asked. The
+// engine hands the result to the page template as .Page.Data. It must not
+// carry secrets: it is rendered into the page.
+type PageDataer interface {
+	// PageData returns the page's data for the journey's challenge, or
+	// an error matching [ErrNoChallenge] when there is none.
+	PageData(ctx context.Context, st store.Tx, journeyID string) (any, error)
+}
+
 // AuthMethoder is implemented by bound flows to name the RFC 8176 "amr"
 // value that a verification with them proves ("otp" for an app code or a
 // recovery code, "hwk" for a passkey). sspr adds it (and "mfa") to the
@@ -279,6 +300,9 @@ type EnrolRequest struct {
 	State []byte
 	// Form holds the submitted form values.
 	Form url.Values
+	// Locale is the language of the page, for messages the flow queues
+	// (a code to a phone number being added).
+	Locale string
 }
 
 // EnrolPage is what an enrolment step asks the engine to show.

@@ -130,6 +130,14 @@ type Config struct {
 	// Limits sets the rate limits. Zero fields take their defaults.
 	Limits Limits
 
+	// NotifyResetRequests sends "someone asked to reset your password" to
+	// every contact address of a user except the one the code goes to,
+	// when a journey starts for them. It warns a user whose secondary
+	// address or phone someone else controls. Off by default: a known
+	// account's start then queues more messages than an unknown one's,
+	// which a patient attacker may time.
+	NotifyResetRequests bool
+
 	// InsecureDisableRateLimits turns every rate limit off. For load tests
 	// only: it logs a warning at start-up and on every request.
 	InsecureDisableRateLimits bool
@@ -167,6 +175,11 @@ type Limits struct {
 	// VerifiesPerIP caps code and link submissions from one client address.
 	// Over the limit sspr answers 429. Default: 60 per 10 minutes.
 	VerifiesPerIP Limit
+	// MessagesPerDestination caps the codes and links sent to one address
+	// or phone number (an SMS costs money; a flood of them is toll fraud),
+	// whichever journey or enrolment asks. Over the limit the message is
+	// dropped and the journey answers as usual. Default: 10 per hour.
+	MessagesPerDestination Limit
 }
 
 // Limit is "N events per Window".
@@ -193,6 +206,9 @@ func defaultLimits() Limits {
 		StartsPerAccount:   Limit{N: 5, Window: time.Hour},
 		FailuresPerAccount: Limit{N: 100, Window: 24 * time.Hour},
 		VerifiesPerIP:      Limit{N: 60, Window: 10 * time.Minute},
+		// An email journey sends at most 1 + MaxResends (3) messages and an
+		// account starts at most 5 per hour by default.
+		MessagesPerDestination: Limit{N: 10, Window: time.Hour},
 	}
 }
 
@@ -373,6 +389,7 @@ func validate(cfg Config) (*settings, error) {
 		{"Limits.StartsPerAccount", &s.Limits.StartsPerAccount, def.StartsPerAccount},
 		{"Limits.FailuresPerAccount", &s.Limits.FailuresPerAccount, def.FailuresPerAccount},
 		{"Limits.VerifiesPerIP", &s.Limits.VerifiesPerIP, def.VerifiesPerIP},
+		{"Limits.MessagesPerDestination", &s.Limits.MessagesPerDestination, def.MessagesPerDestination},
 	} {
 		switch {
 		case *l.v == Limit{}:

@@ -67,3 +67,13 @@ type AdminChecker interface {
 	// IsAdmin reports whether the user is an administrator.
 	IsAdmin(ctx context.Context, userID string) (bool, error)
 }
+
+// AdminLister is an optional [Directory] capability next to
+// [AdminChecker]: it lists the administrators, so that when one of them
+// resets their password (by themselves or with a ticket) every other
+// administrator is told by email. Account recovery is a common way to take
+// over an administrator; the others are the ones who notice.
+type AdminLister interface {
+	// Admins returns every administrator.
+	Admins(ctx context.Context) ([]User, error)
+}

@@ -361,11 +361,16 @@ func (p *Plugin) pending(ctx context.Context, j store.Journey) (flows.Flow, erro
 }
 
 func (p *Plugin) audit(ctx context.Context, tx store.Tx, r *http.Request, event, journeyID, userID, outcome, detail string) error {
-	ua := truncateUTF8(r.UserAgent(), 256)
-	e := store.AuditEvent{
-		Time: p.s.Now(), Event: event, JourneyID: journeyID, UserID: userID,
-		IP: p.s.ClientIP(r), UserAgent: ua, Outcome: outcome, Detail: detail,
-	}
+	return p.appendAudit(ctx, tx, store.AuditEvent{
+		Event: event, JourneyID: journeyID, UserID: userID,
+		IP: p.s.ClientIP(r), UserAgent: truncateUTF8(r.UserAgent(), 256), Outcome: outcome, Detail: detail,
+	})
+}
+
+// appendAudit writes e (stamped now) in tx and reports it to the log and
+// the metrics.
+func (p *Plugin) appendAudit(ctx context.Context, tx store.Tx, e store.AuditEvent) error {
+	e.Time = p.s.Now()
 	if _, err := tx.AppendAudit(ctx, e); err != nil {
 		return fmt.Errorf("sspr: audit: %w", err)
 	}
@@ -471,6 +476,13 @@ func (p *Plugin) startJourney(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 
+	var addrs []address
+	if p.s.NotifyResetRequests && usable {
+		if addrs, err = p.addresses(ctx, subject); err != nil {
+			return internalError(err)
+		}
+	}
+
 	now := p.s.Now()
 	ip := p.s.ClientIP(r)
 	j := store.Journey{ID: randomID(16), ReturnTo: rt, Locale: p.locale(r), CreatedAt: now, ExpiresAt: now.Add(p.s.JourneyTTL)}
@@ -488,7 +500,7 @@ func (p *Plugin) startJourney(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		outcome, detail, s, opt := "ok", "", subject, option
+		outcome, detail, s, opt := "ok", "method "+flow.ID(), subject, option
 		switch {
 		case !known:
 			outcome, s, opt = "decoy", flows.Subject{}, flows.Option{Flow: flow.ID()}
@@ -502,8 +514,17 @@ func (p *Plugin) startJourney(w http.ResponseWriter, r *http.Request) error {
 		if err := tx.CreateJourney(ctx, j); err != nil {
 			return err
 		}
-		if err := flow.Begin(ctx, flows.BeginRequest{Tx: tx, Env: env{p}, JourneyID: j.ID, Subject: s, Option: opt, Locale: j.Locale}); err != nil {
+		var sent []string
+		if err := flow.Begin(ctx, flows.BeginRequest{Tx: tx, Env: env{p: p, sent: &sent, journey: j.ID, user: s.UserID}, JourneyID: j.ID, Subject: s, Option: opt, Locale: j.Locale}); err != nil {
 			return err
+		}
+		if outcome == "ok" && len(addrs) > 0 {
+			// Tell the user's other addresses (Config.NotifyResetRequests).
+			rest := slices.DeleteFunc(slices.Clone(addrs), func(a address) bool { return slices.Contains(sent, a.to) })
+			data := changedData{Time: now.UTC().Format("2006-01-02 15:04 MST"), ResetURL: p.url("/", nil)}
+			if _, err := p.queueNotices(ctx, tx, now, rest, "requested", j.Locale, data); err != nil {
+				return err
+			}
 		}
 		userID := ""
 		if known {
@@ -531,6 +552,32 @@ func (p *Plugin) startJourney(w http.ResponseWriter, r *http.Request) error {
 	}
 	p.worker.Kick()
 	return nil
+}
+
+// failureTexts are the message keys that explain a failed verification.
+type failureTexts struct {
+	malformed, wrong, exhausted, expired, dead string
+}
+
+// verifyTexts picks the failure texts that fit flow f: the email's
+// (which mention the email), a sent code's, a passkey's, security
+// questions', or a bound authenticator's.
+func verifyTexts(f flows.Flow) failureTexts {
+	page := ""
+	if pp, ok := f.(flows.Prompter); ok {
+		page = pp.Prompt().Page
+	}
+	switch {
+	case f.Kind() == flows.KindChannel && page == "":
+		return failureTexts{"verify.malformed_email", "verify.wrong_code", "verify.exhausted_email", "verify.expired_email", "verify.dead_email"}
+	case f.Kind() == flows.KindChannel:
+		return failureTexts{"verify.malformed_code", "verify.wrong_code", "verify.exhausted_code", "verify.expired_code", "verify.dead_code"}
+	case page == "webauthn":
+		return failureTexts{"verify.malformed", "verify.wrong_passkey", "verify.exhausted", "verify.expired", "verify.expired"}
+	case page == "questions":
+		return failureTexts{"questions.malformed", "questions.wrong", "verify.exhausted", "verify.expired", "verify.expired"}
+	}
+	return failureTexts{"verify.malformed", "verify.wrong_code", "verify.exhausted", "verify.expired", "verify.expired"}
 }
 
 // codeInfo is implemented by flows that send a typed code.
@@ -563,10 +610,15 @@ type stepPage struct {
 	Prompt flows.Prompt
 	// Options is the flow's JSON for its script (WebAuthn).
 	Options template.JS
+	// Data is the flow's own page data ([flows.PageDataer]), such as the
+	// security questions asked.
+	Data any
 	// Script is the URL of the flow's script, if any.
 	Script string
 	// Others are the methods the user may use instead.
 	Others []choice
+	// Resend offers a new code (a contact channel on the code page).
+	Resend bool
 	// HelpURL is the helpdesk, for users who lost their factors.
 	HelpURL string
 	// Leave and LeaveLabel (a message key) are the way out of the page:
@@ -601,9 +653,17 @@ func (p *Plugin) renderStep(w http.ResponseWriter, r *http.Request, status int, 
 	if pp, ok := f.(flows.Prompter); ok {
 		page.Prompt = pp.Prompt()
 		name = cmp.Or(page.Prompt.Page, "code")
+		page.Resend = f.Kind() == flows.KindChannel
 	} else if f.Kind() != flows.KindChannel {
 		name = "code"
 		page.Prompt = flows.Prompt{Heading: "Enter your code", Label: "Code", InputMode: "text", Autocomplete: "off", MaxLength: 64, Choice: f.ID()}
+	}
+	if pd, ok := f.(flows.PageDataer); ok {
+		data, err := pd.PageData(r.Context(), p.s.Store, j.ID)
+		if err != nil && !errors.Is(err, flows.ErrNoChallenge) {
+			return internalError(err)
+		}
+		page.Data = data
 	}
 	if ao, ok := f.(assertionOptioner); ok {
 		raw, err := ao.AssertionOptions(r.Context(), p.s.Store, j.ID)
@@ -677,6 +737,9 @@ func (p *Plugin) verifyPage(w http.ResponseWriter, r *http.Request) error {
 	var page stepPage
 	if r.URL.Query().Get("sent") == "1" {
 		page.Notice = p.tr(r).Get("check.sent")
+		if _, ok := f.(flows.Prompter); ok && f.Kind() == flows.KindChannel {
+			page.Notice = p.tr(r).Get("code.sent")
+		}
 	}
 	return p.renderStep(w, r, http.StatusOK, j, f, pr, page)
 }
@@ -745,7 +808,7 @@ func (p *Plugin) chooseMethod(w http.ResponseWriter, r *http.Request) error {
 
 // begin starts candidate c for journey j in tx and records it.
 func (p *Plugin) begin(ctx context.Context, tx store.Tx, r *http.Request, j store.Journey, s flows.Subject, c candidate) error {
-	if err := c.flow.Begin(ctx, flows.BeginRequest{Tx: tx, Env: env{p}, JourneyID: j.ID, Subject: s, Option: c.option, Locale: j.Locale}); err != nil {
+	if err := c.flow.Begin(ctx, flows.BeginRequest{Tx: tx, Env: env{p: p, journey: j.ID, user: j.UserID}, JourneyID: j.ID, Subject: s, Option: c.option, Locale: j.Locale}); err != nil {
 		return err
 	}
 	return p.audit(ctx, tx, r, "method.begin", j.ID, j.UserID, "ok", c.flow.ID())
@@ -858,7 +921,7 @@ func (p *Plugin) verify(w http.ResponseWriter, r *http.Request) error {
 			}
 			return p.audit(ctx, tx, r, "verify."+f.ID(), j.ID, j.UserID, "limited", "per-account failure limit")
 		}
-		verr = f.Verify(ctx, flows.VerifyRequest{Tx: tx, Env: env{p}, JourneyID: j.ID, Subject: after.subject, Form: r.PostForm, HTTP: r})
+		verr = f.Verify(ctx, flows.VerifyRequest{Tx: tx, Env: env{p: p}, JourneyID: j.ID, Subject: after.subject, Form: r.PostForm, HTTP: r})
 		switch {
 		case verr == nil:
 			return p.proved(ctx, tx, r, j, f, after)
@@ -888,6 +951,7 @@ func (p *Plugin) verify(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	channel := f.Kind() == flows.KindChannel
+	texts := verifyTexts(f)
 	tr := p.tr(r)
 	var page stepPage
 	status := http.StatusBadRequest
@@ -900,34 +964,27 @@ func (p *Plugin) verify(w http.ResponseWriter, r *http.Request) error {
 		if ci, ok := f.(codeInfo); ok {
 			n = ci.CodeLength()
 		}
-		page.Error = tr.Get("verify.malformed_email", "n", n)
+		page.Error = tr.Get(texts.malformed, "n", n)
 	case errors.Is(verr, flows.ErrMalformed):
-		page.Error = tr.Get("verify.malformed")
+		page.Error = tr.Get(texts.malformed)
 	case errors.Is(verr, flows.ErrWrongResponse):
 		var ve *flows.VerifyError
 		left := 0
 		if errors.As(verr, &ve) {
 			left = ve.AttemptsLeft
 		}
-		what := tr.Get("verify.wrong_code")
-		if pp, ok := f.(flows.Prompter); ok && pp.Prompt().Page == "webauthn" {
-			what = tr.Get("verify.wrong_passkey")
-		}
+		what := tr.Get(texts.wrong)
 		if left == 1 {
 			page.Error = what + " " + tr.Get("verify.tries_left_one")
 		} else {
 			page.Error = what + " " + tr.Get("verify.tries_left", "n", left)
 		}
-	case errors.Is(verr, flows.ErrExhausted) && channel:
-		page.Error = tr.Get("verify.exhausted_email")
 	case errors.Is(verr, flows.ErrExhausted):
-		page.Error = tr.Get("verify.exhausted")
-	case errors.Is(verr, flows.ErrExpired) && channel:
-		page.Error = tr.Get("verify.expired_email")
-	case channel:
-		page.Error = tr.Get("verify.dead_email")
+		page.Error = tr.Get(texts.exhausted)
+	case errors.Is(verr, flows.ErrExpired):
+		page.Error = tr.Get(texts.expired)
 	default:
-		page.Error = tr.Get("verify.expired")
+		page.Error = tr.Get(texts.dead)
 	}
 	pr, err := p.progress(ctx, j)
 	if err != nil {
@@ -961,7 +1018,7 @@ func (p *Plugin) resend(w http.ResponseWriter, r *http.Request) error {
 	}
 	var berr error
 	err = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
-		berr = f.Begin(ctx, flows.BeginRequest{Tx: tx, Env: env{p}, JourneyID: j.ID, Subject: subject, Locale: j.Locale, Resend: true})
+		berr = f.Begin(ctx, flows.BeginRequest{Tx: tx, Env: env{p: p, journey: j.ID, user: j.UserID}, JourneyID: j.ID, Subject: subject, Locale: j.Locale, Resend: true})
 		outcome := "ok"
 		switch {
 		case berr == nil:
@@ -991,7 +1048,7 @@ func (p *Plugin) resend(w http.ResponseWriter, r *http.Request) error {
 // peekLink finds the flow and journey of a link token without using it.
 func (p *Plugin) peekLink(ctx context.Context, token string) (flows.LinkRedeemer, string, error) {
 	for _, lr := range p.redeemers {
-		jid, err := lr.PeekLink(ctx, p.s.Store, env{p}, token)
+		jid, err := lr.PeekLink(ctx, p.s.Store, env{p: p}, token)
 		switch {
 		case err == nil:
 			return lr, jid, nil
@@ -1058,7 +1115,7 @@ func (p *Plugin) redeemLink(w http.ResponseWriter, r *http.Request) error {
 		if ipLimit, err = p.limits.hit(ctx, tx, p.s.Limits.VerifiesPerIP, p.limits.key("verify-ip", p.s.ClientIP(r)), now); err != nil || ipLimit.exceeded {
 			return err
 		}
-		if _, lerr = lr.RedeemLink(ctx, tx, env{p}, token); lerr != nil {
+		if _, lerr = lr.RedeemLink(ctx, tx, env{p: p}, token); lerr != nil {
 			if errors.Is(lerr, flows.ErrUsed) || errors.Is(lerr, flows.ErrExpired) || errors.Is(lerr, flows.ErrExhausted) || errors.Is(lerr, flows.ErrNoChallenge) {
 				return p.audit(ctx, tx, r, "link."+flowID, j.ID, j.UserID, "failed", "link not usable")
 			}
@@ -1226,60 +1283,6 @@ func (p *Plugin) vetPassword(ctx context.Context, tr T, pr progress, pw, confirm
 		}
 	}
 	return vetted{hist: hist, key: key}, nil, nil
-}
-
-// commitPassword sets the vetted password through the directory, revokes
-// the user's sessions, records the history, notifies every contact address
-// and writes the audit trail.
-func (p *Plugin) commitPassword(ctx context.Context, r *http.Request, j store.Journey, pr progress, v vetted, pw, event string) error {
-	userID := pr.user.ID
-	if err := p.s.Directory.SetPassword(ctx, userID, pw); err != nil {
-		_ = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
-			return p.audit(ctx, tx, r, event, j.ID, userID, "failed", "directory refused the password")
-		})
-		return &Error{Kind: KindInternal, Status: http.StatusInternalServerError,
-			Heading: "error.not_changed.heading",
-			Public:  "error.not_changed.message",
-			Err:     fmt.Errorf("sspr: set password: %w", err)}
-	}
-	revoked := "not supported by the host"
-	if p.revoker != nil {
-		if err := p.revoker.RevokeSessions(ctx, userID); err != nil {
-			p.log.ErrorContext(ctx, "sspr: revoke sessions failed", slog.String("user", userID), slog.Any("err", err))
-			revoked = "failed"
-		} else {
-			revoked = "ok"
-		}
-	}
-	now := p.s.Now()
-	err := p.s.Store.Atomic(ctx, func(tx store.Tx) error {
-		if err := p.saveHistory(ctx, tx, v.hist, v.key); err != nil {
-			return err
-		}
-		data := changedData{Time: now.UTC().Format("2006-01-02 15:04 MST"), ResetURL: p.url("/", nil)}
-		for _, addr := range pr.subject.Emails {
-			if err := p.queue(ctx, tx, "changed", "email", addr, p.locale(r), data); err != nil {
-				return err
-			}
-		}
-		if err := p.audit(ctx, tx, r, event, j.ID, userID, "ok", ""); err != nil {
-			return err
-		}
-		return p.audit(ctx, tx, r, "sessions.revoke", j.ID, userID, revoked, "")
-	})
-	if err != nil {
-		// The password is changed; only the record of it failed. Say so in
-		// the log, and still lead the user on.
-		p.log.ErrorContext(ctx, "sspr: record password change failed", slog.String("user", userID), slog.Any("err", err))
-	}
-	p.worker.Kick()
-	return nil
-}
-
-// changedData is what the "changed" message template receives as .Data.
-type changedData struct {
-	Time     string
-	ResetURL string
 }
 
 func (p *Plugin) donePage(w http.ResponseWriter, r *http.Request) error {

@@ -31,6 +31,10 @@ type directory struct {
 	revoked   map[string]int
 	setErr    error
 	passwords map[string]string
+	// afterSet, when set, runs after SetPassword stored a password.
+	afterSet func()
+	// revokeErr, when set, makes RevokeSessions fail.
+	revokeErr error
 }
 
 type dirUser struct {
@@ -72,19 +76,33 @@ func (d *directory) User(_ context.Context, id string) (plugin.User, error) {
 
 func (d *directory) SetPassword(_ context.Context, id, pw string) error {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.setErr != nil {
+		d.mu.Unlock()
 		return d.setErr
 	}
 	d.passwords[id] = pw
+	after := d.afterSet
+	d.mu.Unlock()
+	if after != nil {
+		after()
+	}
 	return nil
 }
 
 func (d *directory) RevokeSessions(_ context.Context, id string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.revokeErr != nil {
+		return d.revokeErr
+	}
 	d.revoked[id]++
 	return nil
+}
+
+func (d *directory) revocations(id string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.revoked[id]
 }
 
 func (d *directory) Contacts(_ context.Context, id string) ([]plugin.Contact, error) {

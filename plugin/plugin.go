@@ -133,15 +133,19 @@ func New(cfg Config) (*Plugin, error) {
 	p.limits = limiter{keys: p.keys, disabled: s.InsecureDisableRateLimits}
 	p.worker, err = notify.NewWorker(notify.WorkerConfig{
 		Outbox: s.Store,
-		Sender: s.Sender,
+		Sender: notify.SenderFunc(p.send),
 		Open:   p.openMessage,
 		Logger: s.Logger,
 		Now:    s.Now,
-		OnDelivered: func(delay time.Duration) {
+		OnDelivered: func(m notify.Message, delay time.Duration) {
 			p.metrics.outboxDelay.Observe(delay.Seconds())
+			p.auditDelivery(m, "ok", "")
 		},
-		OnFailed: func(dead bool) {
+		OnFailed: func(m notify.Message, dead bool) {
 			p.metrics.outboxFail.WithLabelValues(strconv.FormatBool(dead)).Inc()
+			if dead {
+				p.auditDelivery(m, "failed", "given up")
+			}
 		},
 	})
 	if err != nil {
@@ -264,10 +268,60 @@ type scripter interface {
 }
 
 // env is the [flows.Env] the plugin lends to flows.
-type env struct{ p *Plugin }
+type env struct {
+	p *Plugin
+	// sent, when set, collects the recipients of the messages queued, so
+	// that a journey start can tell the user's other addresses.
+	sent *[]string
+	// journey and user say whom the messages are about, for the audit
+	// trail's "message.sent".
+	journey, user string
+	// enrol marks an enrolment: its messages count against the user too,
+	// so that nobody has a code texted to one number after another.
+	enrol bool
+}
 
+// Queue applies the per-destination limit (and, in an enrolment, the
+// same limit per user) and queues m. Over the limit
+// the message is queued without a recipient (the outbox drops it), so the
+// journey answers and works exactly as usual; the drop is audited. A
+// decoy's message (no recipient) counts against a throwaway key, so that
+// known and unknown identifiers do the same store work.
 func (e env) Queue(ctx context.Context, tx store.Tx, m flows.Message) error {
-	return e.p.queue(ctx, tx, m.Template, m.Channel, m.To, m.Locale, m.Data)
+	p := e.p
+	key := p.limits.key("dest:"+m.Channel, strings.ToLower(m.To))
+	if m.To == "" {
+		key = p.limits.key("dest:"+m.Channel, "decoy:"+randomID(9))
+	}
+	lim, err := p.limits.hit(ctx, tx, p.s.Limits.MessagesPerDestination, key, p.s.Now())
+	if err != nil {
+		return err
+	}
+	if e.enrol && !lim.exceeded {
+		if lim, err = p.limits.hit(ctx, tx, p.s.Limits.MessagesPerDestination, p.limits.key("enrol-user", e.user), p.s.Now()); err != nil {
+			return err
+		}
+	}
+	if lim.exceeded && m.To != "" {
+		if err := p.appendAudit(ctx, tx, store.AuditEvent{Event: "message.limited", Outcome: "limited",
+			Detail: "per-destination limit: " + m.Channel + " " + m.Template}); err != nil {
+			return err
+		}
+		m.To = ""
+	}
+	if e.sent != nil && m.To != "" {
+		*e.sent = append(*e.sent, m.To)
+	}
+	d, err := json.Marshal(m.Data)
+	if err != nil {
+		return fmt.Errorf("sspr: encode message data: %w", err)
+	}
+	if !p.pages.hasMessage(m.Channel, m.Template) {
+		return fmt.Errorf("sspr: no %s template %q", m.Channel, m.Template)
+	}
+	_, err = p.enqueue(ctx, tx, p.s.Now(), queued{Template: m.Template, Channel: m.Channel, To: m.To, Lang: m.Locale, Data: d,
+		Journey: e.journey, User: e.user})
+	return err
 }
 
 func (e env) MAC(purpose string, parts ...[]byte) []byte { return e.p.keys.mac(purpose, parts...) }
@@ -294,32 +348,47 @@ type queued struct {
 	To       string          `json:"to,omitempty"`
 	Lang     string          `json:"l"`
 	Data     json.RawMessage `json:"d"`
+	// Journey and User, when set, are audited with the delivery.
+	Journey string `json:"j,omitempty"`
+	User    string `json:"u,omitempty"`
 }
 
 // queue writes a message, sealed (it may carry a code or a link), to the
-// outbox in tx. The template must exist; its data must encode to JSON.
+// outbox in tx, due now. The template must exist; its data must encode to
+// JSON.
 func (p *Plugin) queue(ctx context.Context, tx store.Tx, template, channel, to, lang string, data any) error {
-	if !p.pages.hasEmail(template) {
-		return fmt.Errorf("sspr: no message template %q", template)
+	_, err := p.queueAt(ctx, tx, p.s.Now(), template, channel, to, lang, data)
+	return err
+}
+
+// queueAt is queue for a message due at at; it returns the message's ID.
+func (p *Plugin) queueAt(ctx context.Context, tx store.Tx, at time.Time, template, channel, to, lang string, data any) (int64, error) {
+	if !p.pages.hasMessage(channel, template) {
+		return 0, fmt.Errorf("sspr: no %s template %q", channel, template)
 	}
 	d, err := json.Marshal(data)
 	if err != nil {
-		return fmt.Errorf("sspr: encode message data: %w", err)
+		return 0, fmt.Errorf("sspr: encode message data: %w", err)
 	}
-	raw, err := json.Marshal(queued{Template: template, Channel: channel, To: to, Lang: lang, Data: d})
+	return p.enqueue(ctx, tx, at, queued{Template: template, Channel: channel, To: to, Lang: lang, Data: d})
+}
+
+// enqueue seals q and writes it to the outbox.
+func (p *Plugin) enqueue(ctx context.Context, tx store.Tx, at time.Time, q queued) (int64, error) {
+	raw, err := json.Marshal(q)
 	if err != nil {
-		return fmt.Errorf("sspr: encode message: %w", err)
+		return 0, fmt.Errorf("sspr: encode message: %w", err)
 	}
-	now := p.s.Now()
-	if _, err := tx.Enqueue(ctx, store.Message{
-		Channel:       channel,
+	id, err := tx.Enqueue(ctx, store.Message{
+		Channel:       q.Channel,
 		Payload:       p.keys.seal(raw, outboxAD),
-		CreatedAt:     now,
-		NextAttemptAt: now,
-	}); err != nil {
-		return fmt.Errorf("sspr: enqueue: %w", err)
+		CreatedAt:     p.s.Now(),
+		NextAttemptAt: at,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sspr: enqueue: %w", err)
 	}
-	return nil
+	return id, nil
 }
 
 // openMessage unseals a queued message and renders it in its language.
@@ -329,14 +398,36 @@ func (p *Plugin) openMessage(payload []byte) (notify.Message, error) {
 		return notify.Message{}, err
 	}
 	var q queued
-	if err := json.Unmarshal(raw, &q); err != nil || q.Template == "" {
+	if err := json.Unmarshal(raw, &q); err != nil || (q.Template == "" && q.Channel != revokeChannel) {
 		return notify.Message{}, fmt.Errorf("sspr: decode message: %w", errors.Join(err, errors.New("not a queued message")))
+	}
+	if q.Channel == revokeChannel {
+		return notify.Message{Channel: q.Channel, To: q.To}, nil
 	}
 	var data any
 	if err := json.Unmarshal(q.Data, &data); err != nil {
 		return notify.Message{}, fmt.Errorf("sspr: decode message data: %w", err)
 	}
-	return p.pages.email(q.Template, q.Channel, q.To, emailData{Product: p.s.ProductName, Data: data, T: p.msgs.translator(q.Lang)})
+	m, err := p.pages.message(q.Channel, q.Template, q.To, emailData{Product: p.s.ProductName, Data: data, T: p.msgs.translator(q.Lang)})
+	m.Template, m.JourneyID, m.UserID = q.Template, q.Journey, q.User
+	return m, err
+}
+
+// auditDelivery records that a journey's or an enrolment's message (a
+// code, a link) was sent or given up. Notices are not recorded: the event
+// that caused them is.
+func (p *Plugin) auditDelivery(m notify.Message, outcome, detail string) {
+	if m.JourneyID == "" && m.UserID == "" {
+		return
+	}
+	ctx := context.Background()
+	err := p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+		return p.appendAudit(ctx, tx, store.AuditEvent{Event: "message.sent", JourneyID: m.JourneyID, UserID: m.UserID,
+			Outcome: outcome, Detail: strings.TrimSpace(m.Channel + " " + m.Template + " " + detail)})
+	})
+	if err != nil {
+		p.log.Error("sspr: audit delivery failed", slog.Any("err", err))
+	}
 }
 
 // subject describes a user to the flows.

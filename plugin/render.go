@@ -15,15 +15,15 @@ import (
 
 // renderer holds every template, parsed once in New.
 type renderer struct {
-	pages  map[string]*htmltemplate.Template
-	emails map[string]emailTemplate
-	css    []byte
-	brand  []byte
-	pwjs   []byte
+	pages    map[string]*htmltemplate.Template
+	messages map[string]messageTemplate // by "<channel>/<name>"
+	css      []byte
+	brand    []byte
+	pwjs     []byte
 }
 
-type emailTemplate struct {
-	text *texttemplate.Template // defines "subject" and "text"
+type messageTemplate struct {
+	text *texttemplate.Template // defines "text" (and "subject" for email)
 	html *htmltemplate.Template // defines "html"; nil when absent
 }
 
@@ -47,7 +47,7 @@ func (o overlay) read(name string) ([]byte, error) {
 }
 
 func newRenderer(o overlay) (*renderer, error) {
-	r := &renderer{pages: map[string]*htmltemplate.Template{}, emails: map[string]emailTemplate{}}
+	r := &renderer{pages: map[string]*htmltemplate.Template{}, messages: map[string]messageTemplate{}}
 	var errs []error
 
 	layout, err := o.read("pages/layout.html")
@@ -75,33 +75,14 @@ func newRenderer(o overlay) (*renderer, error) {
 		r.pages[name] = t
 	}
 	for _, name := range templates.Emails() {
-		var et emailTemplate
-		file := "email/" + name + ".txt"
-		src, err := o.read(file)
-		if err == nil {
-			et.text, err = texttemplate.New(file).Option("missingkey=error").Parse(string(src))
+		if err := r.parseMessage(o, "email", name, "subject", "text"); err != nil {
+			errs = append(errs, err)
 		}
-		if err == nil {
-			err = requireDefined(func(n string) *texttemplate.Template { return et.text.Lookup(n) }, file, "subject", "text")
+	}
+	for _, name := range templates.SMS() {
+		if err := r.parseMessage(o, "sms", name, "text"); err != nil {
+			errs = append(errs, err)
 		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("sspr: config: field 'Templates': %s: %w", file, err))
-			continue
-		}
-		file = "email/" + name + ".html"
-		if src, err := o.read(file); err == nil {
-			if et.html, err = htmltemplate.New(file).Option("missingkey=error").Parse(string(src)); err == nil {
-				err = requireDefined(et.html.Lookup, file, "html")
-			}
-			if err != nil {
-				errs = append(errs, fmt.Errorf("sspr: config: field 'Templates': %s: %w", file, err))
-				continue
-			}
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, fmt.Errorf("sspr: config: field 'Templates': %s: %w", file, err))
-			continue
-		}
-		r.emails[name] = et
 	}
 	if r.css, err = o.read("static/style.css"); err != nil {
 		errs = append(errs, fmt.Errorf("sspr: config: field 'Templates': static/style.css: %w", err))
@@ -116,6 +97,36 @@ func newRenderer(o overlay) (*renderer, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// parseMessage parses <channel>/<name>.txt, which must define the named
+// templates, and <channel>/<name>.html if it exists.
+func (r *renderer) parseMessage(o overlay, channel, name string, defines ...string) error {
+	var mt messageTemplate
+	file := channel + "/" + name + ".txt"
+	src, err := o.read(file)
+	if err == nil {
+		mt.text, err = texttemplate.New(file).Option("missingkey=error").Parse(string(src))
+	}
+	if err == nil {
+		err = requireDefined(func(n string) *texttemplate.Template { return mt.text.Lookup(n) }, file, defines...)
+	}
+	if err != nil {
+		return fmt.Errorf("sspr: config: field 'Templates': %s: %w", file, err)
+	}
+	file = channel + "/" + name + ".html"
+	if src, err := o.read(file); err == nil {
+		if mt.html, err = htmltemplate.New(file).Option("missingkey=error").Parse(string(src)); err == nil {
+			err = requireDefined(mt.html.Lookup, file, "html")
+		}
+		if err != nil {
+			return fmt.Errorf("sspr: config: field 'Templates': %s: %w", file, err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("sspr: config: field 'Templates': %s: %w", file, err)
+	}
+	r.messages[channel+"/"+name] = mt
+	return nil
 }
 
 func requireDefined[T any](lookup func(string) *T, file string, names ...string) error {
@@ -166,24 +177,27 @@ type emailData struct {
 	T       T
 }
 
-// hasEmail reports whether message template name exists.
-func (r *renderer) hasEmail(name string) bool {
-	_, ok := r.emails[name]
+// hasMessage reports whether the message template name of channel exists.
+func (r *renderer) hasMessage(channel, name string) bool {
+	_, ok := r.messages[channel+"/"+name]
 	return ok
 }
 
-// email renders a message.
-func (r *renderer) email(name string, channel, to string, d emailData) (notify.Message, error) {
-	et, ok := r.emails[name]
+// message renders a message of channel. Only email has a subject (and may
+// have HTML).
+func (r *renderer) message(channel, name, to string, d emailData) (notify.Message, error) {
+	mt, ok := r.messages[channel+"/"+name]
 	if !ok {
-		return notify.Message{}, fmt.Errorf("sspr: no message template %q", name)
+		return notify.Message{}, fmt.Errorf("sspr: no %s template %q", channel, name)
 	}
 	var subject, text, html bytes.Buffer
-	if err := et.text.ExecuteTemplate(&subject, "subject", d); err != nil {
-		return notify.Message{}, fmt.Errorf("sspr: render %s subject: %w", name, err)
+	if mt.text.Lookup("subject") != nil {
+		if err := mt.text.ExecuteTemplate(&subject, "subject", d); err != nil {
+			return notify.Message{}, fmt.Errorf("sspr: render %s/%s subject: %w", channel, name, err)
+		}
 	}
-	if err := et.text.ExecuteTemplate(&text, "text", d); err != nil {
-		return notify.Message{}, fmt.Errorf("sspr: render %s text: %w", name, err)
+	if err := mt.text.ExecuteTemplate(&text, "text", d); err != nil {
+		return notify.Message{}, fmt.Errorf("sspr: render %s/%s text: %w", channel, name, err)
 	}
 	m := notify.Message{
 		Channel: channel,
@@ -191,9 +205,12 @@ func (r *renderer) email(name string, channel, to string, d emailData) (notify.M
 		Subject: strings.TrimSpace(subject.String()),
 		Text:    strings.TrimLeft(text.String(), "\n"),
 	}
-	if et.html != nil {
-		if err := et.html.ExecuteTemplate(&html, "html", d); err != nil {
-			return notify.Message{}, fmt.Errorf("sspr: render %s html: %w", name, err)
+	if channel != "email" {
+		m.Text = strings.TrimSpace(m.Text)
+	}
+	if mt.html != nil {
+		if err := mt.html.ExecuteTemplate(&html, "html", d); err != nil {
+			return notify.Message{}, fmt.Errorf("sspr: render %s/%s html: %w", channel, name, err)
 		}
 		m.HTML = html.String()
 	}

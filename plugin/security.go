@@ -159,8 +159,8 @@ func enrolAD(userID, flowID string) string { return "sspr enrol\x00" + userID + 
 
 func (p *Plugin) enrol(w http.ResponseWriter, r *http.Request, sess Session, pr progress, f flows.Flow, en flows.Enroller, binding string) error {
 	ctx := r.Context()
-	req := flows.EnrolRequest{Env: env{p}, UserID: sess.UserID, Account: cmp.Or(pr.user.Username, pr.user.Email, pr.user.ID),
-		DisplayName: cmp.Or(pr.user.DisplayName, pr.user.Username, pr.user.Email), Form: r.PostForm}
+	req := flows.EnrolRequest{Env: env{p: p, user: sess.UserID, enrol: true}, UserID: sess.UserID, Account: cmp.Or(pr.user.Username, pr.user.Email, pr.user.ID),
+		DisplayName: cmp.Or(pr.user.DisplayName, pr.user.Username, pr.user.Email), Form: r.PostForm, Locale: p.locale(r)}
 	var page flows.EnrolPage
 	var err error
 	if r.Method == http.MethodPost {
@@ -176,6 +176,7 @@ func (p *Plugin) enrol(w http.ResponseWriter, r *http.Request, sess Session, pr 
 	if err != nil {
 		return internalError(err)
 	}
+	p.worker.Kick() // a step may have queued a code (flows/sms)
 	if page.Added {
 		if err := p.securityChanged(ctx, r, pr, f, "added"); err != nil {
 			return err
@@ -224,11 +225,15 @@ type factorData struct {
 func (p *Plugin) securityChanged(ctx context.Context, r *http.Request, pr progress, f flows.Flow, action string) error {
 	now := p.s.Now()
 	data := factorData{Action: action, Method: flowTitle(f), Time: now.UTC().Format("2006-01-02 15:04 MST"), ResetURL: p.url("/", nil)}
-	err := p.s.Store.Atomic(ctx, func(tx store.Tx) error {
-		for _, addr := range pr.subject.Emails {
-			if err := p.queue(ctx, tx, "factor", "email", addr, p.locale(r), data); err != nil {
-				return err
-			}
+	// Listed after the change: an added phone number hears of itself, a
+	// removed one does not (the email addresses do).
+	addrs, err := p.addresses(ctx, pr.subject)
+	if err != nil {
+		return internalError(err)
+	}
+	err = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+		if _, err := p.queueNotices(ctx, tx, now, addrs, "factor", p.locale(r), data); err != nil {
+			return err
 		}
 		return p.audit(ctx, tx, r, "factor."+action, "", pr.user.ID, "ok", f.ID())
 	})

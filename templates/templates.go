@@ -10,6 +10,8 @@
 //	pages/<name>.html    one page each; defines "title" and "content"
 //	email/<name>.txt     plain-text body of a message; defines "subject" and "text"
 //	email/<name>.html    HTML body of a message; defines "html"
+//	sms/<name>.txt       text of a message by SMS; defines "text" (keep it to
+//	                     one segment: 160 GSM-7 or 70 UCS-2 characters)
 //	static/style.css     the stylesheet, served under <base>/static/style.css
 //	static/password.js   the show-password toggle of the password pages
 //	static/brand.css     loaded after style.css, empty by default: a host's
@@ -30,7 +32,7 @@ import (
 	"io/fs"
 )
 
-//go:embed pages/*.html email/*.txt email/*.html static/* messages/*.json
+//go:embed pages/*.html email/*.txt email/*.html sms/*.txt static/* messages/*.json
 var files embed.FS
 
 // Default returns the embedded default templates.
@@ -38,10 +40,17 @@ func Default() fs.FS { return files }
 
 // Pages lists the page templates the plugin requires, without extension.
 func Pages() []string {
-	return []string{"start", "check", "code", "webauthn", "choose", "confirm", "elsewhere", "password", "done", "changed", "security", "enrol-totp", "enrol-webauthn", "enrol-codes", "ticket", "stepup", "error"}
+	return []string{"start", "check", "code", "webauthn", "choose", "confirm", "elsewhere", "password", "done", "changed", "security", "enrol-totp", "enrol-webauthn", "enrol-codes", "enrol-sms", "questions", "enrol-questions", "ticket", "stepup", "error"}
 }
 
-// Emails lists the message templates the plugin requires, without extension.
+// Emails lists the email templates the plugin requires, without extension.
 func Emails() []string {
-	return []string{"reset", "changed", "factor", "ticket"}
+	return []string{"reset", "changed", "factor", "ticket", "requested", "admin-reset"}
+}
+
+// SMS lists the SMS templates the plugin requires, without extension:
+// the codes of flows/sms and the notices the plugin sends to phone
+// numbers.
+func SMS() []string {
+	return []string{"code", "enrol", "changed", "factor", "requested"}
 }

@@ -98,17 +98,22 @@ func TestPagesAndEmailsExist(t *testing.T) {
 			t.Errorf("email %s: %v", e, err)
 		}
 	}
+	for _, e := range templates.SMS() {
+		if _, err := fs.Stat(templates.Default(), "sms/"+e+".txt"); err != nil {
+			t.Errorf("sms %s: %v", e, err)
+		}
+	}
 }
 
 // TestCodeUsesOnlyKnownKeys reads the Go code that hands message keys to
 // the pages (the plugin and the flows) and checks each key exists.
 func TestCodeUsesOnlyKnownKeys(t *testing.T) {
 	en := catalog(t, "en")
-	key := regexp.MustCompile(`"((?:common|start|check|code|webauthn|choose|help|confirm|elsewhere|password|done|changed|verify|resend|limit|security|totp|recovery|error)\.[a-z0-9_.]+)"`)
+	key := regexp.MustCompile(`"((?:common|start|check|code|webauthn|choose|help|confirm|elsewhere|password|done|changed|verify|resend|limit|security|totp|recovery|error|sms|questions|notice)\.[a-z0-9_.]+)"`)
 	// Audit event names look like keys but are not shown to anyone.
 	events := map[string]bool{"password.change": true}
 	found := 0
-	for _, dir := range []string{"../plugin", "../flows/email", "../flows/totp", "../flows/recoverycodes", "../flows/webauthn"} {
+	for _, dir := range []string{"../plugin", "../flows/email", "../flows/sms", "../flows/questions", "../flows/totp", "../flows/recoverycodes", "../flows/webauthn"} {
 		files, err := filepath.Glob(dir + "/*.go")
 		if err != nil {
 			t.Fatal(err)

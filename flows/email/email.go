@@ -2,12 +2,10 @@ package email
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"math/big"
 	"net/url"
 	"strconv"
 	"strings"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/sspr-go/sspr/flows"
 	"github.com/sspr-go/sspr/flows/internal/challenge"
+	"github.com/sspr-go/sspr/flows/internal/otpcode"
 	"github.com/sspr-go/sspr/plugin/store"
 )
 
@@ -129,9 +128,9 @@ func (f *Flow) Begin(ctx context.Context, r flows.BeginRequest) error {
 	if err != nil {
 		return err
 	}
-	code, err := randomCode(f.cfg.CodeLength)
+	code, err := otpcode.Random(f.cfg.CodeLength)
 	if err != nil {
-		return err
+		return fmt.Errorf("email: begin: %w", err)
 	}
 	now := r.Env.Now()
 	tokenHash := hashToken(token)
@@ -238,27 +237,10 @@ func (f *Flow) RedeemLink(ctx context.Context, st store.Tx, env flows.Env, token
 	return c.JourneyID, nil
 }
 
-// NormalizeCode removes spaces and dashes from s and reports whether the
-// rest is exactly n ASCII digits.
-func NormalizeCode(s string, n int) (string, bool) {
-	if len(s) > 4*n {
-		return "", false
-	}
-	var b strings.Builder
-	for _, c := range s {
-		switch {
-		case c >= '0' && c <= '9':
-			b.WriteRune(c)
-		case c == ' ' || c == '-' || c == '\t':
-		default:
-			return "", false
-		}
-	}
-	if b.Len() != n {
-		return "", false
-	}
-	return b.String(), true
-}
+// NormalizeCode removes spaces, tabs and dashes from s and reports
+// whether the rest is exactly n ASCII digits. Input longer than 4n bytes
+// is refused.
+func NormalizeCode(s string, n int) (string, bool) { return otpcode.Normalize(s, n) }
 
 // Mask hides most of an email address: "alice@example.com" becomes
 // "a•••@example.com".
@@ -273,15 +255,6 @@ func Mask(addr string) string {
 
 func randomToken() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(challenge.RandomBytes(tokenBytes)), nil
-}
-
-func randomCode(digits int) (string, error) {
-	limit := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(digits)), nil)
-	n, err := rand.Int(rand.Reader, limit)
-	if err != nil {
-		return "", fmt.Errorf("email: random code: %w", err)
-	}
-	return fmt.Sprintf("%0*d", digits, n), nil
 }
 
 func hashToken(token string) []byte {

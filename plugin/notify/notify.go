@@ -7,6 +7,7 @@ package notify
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 )
 
@@ -22,6 +23,13 @@ type Message struct {
 	Text string `json:"text"`
 	// HTML is the HTML body (email only; optional).
 	HTML string `json:"html,omitempty"`
+
+	// Template, JourneyID and UserID say what the message is about, for
+	// the worker's callbacks (sspr's audit trail). Senders ignore them;
+	// they are never sent.
+	Template  string `json:"-"`
+	JourneyID string `json:"-"`
+	UserID    string `json:"-"`
 }
 
 // LogValue keeps bodies (which may carry codes and links) out of logs.
@@ -30,7 +38,11 @@ func (m Message) LogValue() slog.Value {
 }
 
 // Sender delivers one message. It returns an error for a failed attempt;
-// the worker retries later. Implementations must be safe for concurrent use.
+// the worker retries later, unless the error matches [ErrPermanent] (see
+// [Permanent]), which gives the message up at once. Errors end up in logs
+// and in the outbox's last-error column, so they must never carry the
+// message's text or recipient. Implementations must be safe for concurrent
+// use.
 type Sender interface {
 	Send(ctx context.Context, m Message) error
 }
@@ -40,3 +52,26 @@ type SenderFunc func(ctx context.Context, m Message) error
 
 // Send calls f.
 func (f SenderFunc) Send(ctx context.Context, m Message) error { return f(ctx, m) }
+
+// ErrPermanent marks a delivery failure that no retry can cure: a channel
+// without a sender, a recipient the gateway refuses, rejected credentials.
+// [Worker] gives such a message up (dead) at its first failure instead of
+// retrying it until [WorkerConfig.MaxAttempts]. Test with errors.Is; wrap
+// with [Permanent].
+var ErrPermanent = errors.New("notify: permanent failure")
+
+// Permanent marks err as permanent: errors.Is(Permanent(err), ErrPermanent)
+// holds, errors.Is and errors.As still see err, and the message is err's,
+// unchanged. Permanent(nil) is nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string        { return e.err.Error() }
+func (e permanentError) Unwrap() error        { return e.err }
+func (e permanentError) Is(target error) bool { return target == ErrPermanent }

@@ -36,17 +36,19 @@ type WorkerConfig struct {
 	// BatchSize is how many messages one claim takes. Default: 16.
 	BatchSize int
 	// MaxAttempts is how many attempts are made before a message is given
-	// up as dead. Default: 10.
+	// up as dead; a failure matching [ErrPermanent] gives it up at once.
+	// Default: 10.
 	MaxAttempts int
 	// Backoff returns the delay before attempt n+1 after n failed
 	// attempts. Default: 5s doubling up to 1h, with ±20% jitter.
 	Backoff func(attempts int) time.Duration
-	// OnDelivered, if set, is called after each delivery with the time
-	// since the message was queued (for metrics).
-	OnDelivered func(delay time.Duration)
-	// OnFailed, if set, is called after each failed attempt; dead reports
-	// that the message was given up (for metrics).
-	OnFailed func(dead bool)
+	// OnDelivered, if set, is called after each delivery with the message
+	// and the time since it was queued (for metrics and audit trails).
+	OnDelivered func(m Message, delay time.Duration)
+	// OnFailed, if set, is called after each failed attempt with the
+	// message (zero when its payload did not open); dead reports that the
+	// message was given up.
+	OnFailed func(m Message, dead bool)
 }
 
 // Worker delivers queued messages. Several workers, in one process or in
@@ -125,7 +127,8 @@ func (w *Worker) Close() error {
 }
 
 // Run delivers due messages until ctx ends or Close is called. It returns
-// nil then; delivery errors are logged and retried, never returned.
+// nil then; delivery errors are logged and retried (or, for
+// [ErrPermanent], given up), never returned.
 func (w *Worker) Run(ctx context.Context) error {
 	t := time.NewTicker(w.cfg.PollInterval)
 	defer t.Stop()
@@ -170,7 +173,7 @@ func (w *Worker) deliver(ctx context.Context, sm store.Message) {
 	if err != nil {
 		// A payload no key opens never will: give it up at once.
 		log.ErrorContext(ctx, "notify: cannot open message; giving up", slog.Any("err", err))
-		w.markFailed(ctx, log, sm, "cannot open payload", true)
+		w.markFailed(ctx, log, sm, Message{}, "cannot open payload", true)
 		return
 	}
 	if msg.To == "" {
@@ -181,13 +184,15 @@ func (w *Worker) deliver(ctx context.Context, sm store.Message) {
 		return
 	}
 	if err := w.cfg.Sender.Send(ctx, msg); err != nil {
-		dead := sm.Attempts >= w.cfg.MaxAttempts
+		// A permanent failure (a refused recipient, an unknown channel)
+		// will fail again: give it up now rather than after MaxAttempts.
+		dead := sm.Attempts >= w.cfg.MaxAttempts || errors.Is(err, ErrPermanent)
 		level := slog.LevelWarn
 		if dead {
 			level = slog.LevelError
 		}
 		log.Log(ctx, level, "notify: delivery failed", slog.Any("message", msg), slog.Any("err", err), slog.Bool("dead", dead))
-		w.markFailed(ctx, log, sm, err.Error(), dead)
+		w.markFailed(ctx, log, sm, msg, err.Error(), dead)
 		return
 	}
 	if err := w.cfg.Outbox.MarkSent(ctx, sm.ID, w.cfg.Now()); err != nil {
@@ -195,16 +200,16 @@ func (w *Worker) deliver(ctx context.Context, sm store.Message) {
 		return
 	}
 	if w.cfg.OnDelivered != nil {
-		w.cfg.OnDelivered(w.cfg.Now().Sub(sm.CreatedAt))
+		w.cfg.OnDelivered(msg, w.cfg.Now().Sub(sm.CreatedAt))
 	}
 }
 
-func (w *Worker) markFailed(ctx context.Context, log *slog.Logger, sm store.Message, reason string, dead bool) {
+func (w *Worker) markFailed(ctx context.Context, log *slog.Logger, sm store.Message, msg Message, reason string, dead bool) {
 	if len(reason) > 200 {
 		reason = reason[:200]
 	}
 	if w.cfg.OnFailed != nil {
-		w.cfg.OnFailed(dead)
+		w.cfg.OnFailed(msg, dead)
 	}
 	next := w.cfg.Now().Add(w.cfg.Backoff(sm.Attempts))
 	if err := w.cfg.Outbox.MarkFailed(ctx, sm.ID, next, reason, dead); err != nil {

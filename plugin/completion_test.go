@@ -1,0 +1,163 @@
+package plugin_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sspr-go/sspr/plugin"
+	"github.com/sspr-go/sspr/plugin/plugintest"
+	"github.com/sspr-go/sspr/plugin/store"
+)
+
+// hold is a little more than the plugin's completion hold (30 s).
+const hold = 31 * time.Second
+
+// breakableStore fails every transaction while broken is set, like a
+// process that died: nothing more gets written.
+type breakableStore struct {
+	store.Store
+	broken atomic.Bool
+}
+
+func (s *breakableStore) Atomic(ctx context.Context, fn func(tx store.Tx) error) error {
+	if s.broken.Load() {
+		return errors.New("test: the process is gone")
+	}
+	return s.Store.Atomic(ctx, fn)
+}
+
+// resetAlice walks alice's reset by email code up to the password POST.
+func resetAlice(t *testing.T, h *harness) *plugintest.Page {
+	t.Helper()
+	b := plugintest.NewBrowser(t)
+	pw := b.Follow(h.emailStep(b, "alice", "alice@example.com"))
+	return b.Submit(pw, "/recovery/password", map[string]string{"password": newPassword, "confirm": newPassword})
+}
+
+func changeNotices(h *harness) []string {
+	var to []string
+	for _, m := range h.mail.all() {
+		if strings.Contains(m.Subject, "password was changed") {
+			to = append(to, m.To)
+		}
+	}
+	return to
+}
+
+// TestInterruptedCompletionStillNotifiesAndRevokes plays a process that
+// dies right after the directory changed the password: neither the inline
+// revocation nor the final transaction happen. The notices and the
+// revocation queued before SetPassword go out once the hold ends.
+func TestInterruptedCompletionStillNotifiesAndRevokes(t *testing.T) {
+	var bs *breakableStore
+	h := newHarness(t, func(c *plugin.Config) {
+		bs = &breakableStore{Store: c.Store}
+		c.Store = bs
+	})
+	h.dir.afterSet = func() {
+		bs.broken.Store(true)
+		h.dir.mu.Lock()
+		h.dir.revokeErr = errors.New("test: the process is gone")
+		h.dir.mu.Unlock()
+	}
+	done := resetAlice(t, h)
+	if done.Status != http.StatusSeeOther {
+		t.Fatalf("set password: %d %s", done.Status, done.Text())
+	}
+	if h.dir.password("u-alice") != newPassword {
+		t.Fatal("password not changed")
+	}
+	// "Restart": the store works again, the host can revoke.
+	bs.broken.Store(false)
+	h.dir.mu.Lock()
+	h.dir.revokeErr, h.dir.afterSet = nil, nil
+	h.dir.mu.Unlock()
+
+	h.deliver()
+	if got := changeNotices(h); len(got) != 0 || h.dir.revocations("u-alice") != 0 {
+		t.Fatalf("before the hold ends: notices %v, revocations %d", got, h.dir.revocations("u-alice"))
+	}
+	h.clock.Advance(hold)
+	h.deliver()
+	got := changeNotices(h)
+	if len(got) != 2 || got[0] == got[1] {
+		t.Fatalf("after the hold: change notices to %v, want both of alice's addresses", got)
+	}
+	if n := h.dir.revocations("u-alice"); n != 1 {
+		t.Fatalf("sessions revoked %d times after the hold, want 1", n)
+	}
+	evs := h.audit("sessions.revoke")
+	if len(evs) != 1 || evs[0].Outcome != "ok" || evs[0].UserID != "u-alice" || !strings.Contains(evs[0].Detail, "outbox") {
+		t.Fatalf("audit of the late revocation: %+v", evs)
+	}
+}
+
+// TestCompletionReleasesAtOnce: a change that completes sends its notices
+// now, and revokes once, inline.
+func TestCompletionReleasesAtOnce(t *testing.T) {
+	h := newHarness(t)
+	if done := resetAlice(t, h); done.Status != http.StatusSeeOther {
+		t.Fatalf("set password: %d", done.Status)
+	}
+	h.deliver()
+	if got := changeNotices(h); len(got) != 2 {
+		t.Fatalf("change notices to %v, want 2 at once", got)
+	}
+	h.clock.Advance(hold)
+	h.deliver()
+	if n := h.dir.revocations("u-alice"); n != 1 {
+		t.Fatalf("sessions revoked %d times, want exactly 1 (the held job must be settled)", n)
+	}
+	if got := changeNotices(h); len(got) != 2 {
+		t.Fatalf("notices sent again after the hold: %v", got)
+	}
+}
+
+// TestRefusedPasswordCancelsHeldNotices: when the directory refuses, the
+// held notices and revocation never go out, not even after the hold.
+func TestRefusedPasswordCancelsHeldNotices(t *testing.T) {
+	h := newHarness(t)
+	h.dir.setErr = errors.New("ldap down")
+	if p := resetAlice(t, h); p.Status != http.StatusInternalServerError {
+		t.Fatalf("refused change: %d", p.Status)
+	}
+	h.clock.Advance(hold)
+	h.deliver()
+	if got := changeNotices(h); len(got) != 0 || h.dir.revocations("u-alice") != 0 {
+		t.Fatalf("refused change: notices %v, revocations %d", got, h.dir.revocations("u-alice"))
+	}
+	if evs := h.audit("password.change"); len(evs) != 1 || evs[0].Outcome != "failed" {
+		t.Fatalf("audit: %+v", evs)
+	}
+}
+
+// TestFailedRevocationIsRetriedByTheOutbox: a host that fails to revoke
+// once is asked again by the outbox until it succeeds.
+func TestFailedRevocationIsRetriedByTheOutbox(t *testing.T) {
+	h := newHarness(t)
+	h.dir.revokeErr = errors.New("session store down")
+	if done := resetAlice(t, h); done.Status != http.StatusSeeOther {
+		t.Fatalf("set password: %d", done.Status)
+	}
+	if evs := h.audit("sessions.revoke"); len(evs) != 1 || evs[0].Outcome != "failed, retrying" {
+		t.Fatalf("audit after failed revocation: %+v", evs)
+	}
+	h.deliver() // fails again: the host is still down
+	h.dir.mu.Lock()
+	h.dir.revokeErr = nil
+	h.dir.mu.Unlock()
+	h.clock.Advance(10 * time.Minute) // past the worker's backoff
+	h.deliver()
+	if n := h.dir.revocations("u-alice"); n != 1 {
+		t.Fatalf("revocations after the host recovered: %d, want 1", n)
+	}
+	evs := h.audit("sessions.revoke")
+	if evs[0].Outcome != "ok" {
+		t.Fatalf("newest revocation audit: %+v", evs[0])
+	}
+}
