@@ -9,6 +9,8 @@
 //	SSPR_SMTP    -smtp    smtp://host:port; unset means the dev mailbox
 //	SSPR_DATABASE_URL -database-url  postgres:// URL for sspr's store; unset means SQLite in SSPR_DATA
 //	SSPR_STEPUP  -stepup  "oidc" for step-up through the provider; unset means sspr's own pages
+//	SSPR_SMS_WEBHOOK -sms-webhook  SMS gateway URL (signed JSON); unset means the dev mailbox
+//	SSPR_SMS_SECRET                the gateway's signing secret, at least 32 characters
 //
 // For load tests (see examples/bench), never in production:
 //
@@ -55,6 +57,7 @@ func run(args []string) error {
 	smtp := fs.String("smtp", env("SSPR_SMTP", ""), "mail server smtp://host:port; empty means the dev mailbox (env SSPR_SMTP)")
 	databaseURL := fs.String("database-url", env("SSPR_DATABASE_URL", ""), "postgres:// URL for sspr's store; empty means SQLite in the data folder (env SSPR_DATABASE_URL)")
 	stepUp := fs.String("stepup", env("SSPR_STEPUP", ""), `"oidc": step-up through the provider; empty: sspr's own pages (env SSPR_STEPUP)`)
+	smsWebhook := fs.String("sms-webhook", env("SSPR_SMS_WEBHOOK", ""), "SMS gateway URL taking signed JSON; empty means the dev mailbox (env SSPR_SMS_WEBHOOK; secret in SSPR_SMS_SECRET)")
 	seedUsers := fs.String("seed-users", env("SSPR_SEED_USERS", "0"),
 		"load tests only: create user00000@example.test … user{N-1}@example.test with password "+
 			strconv.Quote(server.LoadTestPassword)+" (env SSPR_SEED_USERS)")
@@ -91,7 +94,7 @@ func run(args []string) error {
 
 	srv, err := server.New(ctx, server.Config{
 		Addr: *addr, Issuer: *issuer, DataDir: *data, SMTP: *smtp, DatabaseURL: *databaseURL, StepUp: *stepUp, Logger: logger,
-		SeedUsers: nSeed, DisableRateLimits: noLimits,
+		SeedUsers: nSeed, DisableRateLimits: noLimits, SMSWebhook: *smsWebhook, SMSSecret: []byte(os.Getenv("SSPR_SMS_SECRET")),
 	})
 	if err != nil {
 		return err

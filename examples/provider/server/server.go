@@ -27,6 +27,7 @@ import (
 	"github.com/sspr-go/sspr/flows"
 	"github.com/sspr-go/sspr/flows/email"
 	"github.com/sspr-go/sspr/flows/recoverycodes"
+	"github.com/sspr-go/sspr/flows/sms"
 	"github.com/sspr-go/sspr/flows/totp"
 	"github.com/sspr-go/sspr/flows/webauthn"
 	"github.com/sspr-go/sspr/plugin"
@@ -61,6 +62,18 @@ const (
 	// here, so bob's second factor protects nothing: demo only, never seed
 	// a real account with a known secret.
 	BobTOTPSecret = "JBSWY3DPEHPK3PXP"
+)
+
+// The third demo user, carol, has no email address: she resets her
+// password with a code by text message to her phone number, a fictional
+// Australian mobile (ACMA reserves 0491 570 156 for drama), which the dev
+// mailbox shows (or the SMS gateway of Config.SMSWebhook gets).
+const (
+	CarolUserID      = "carol"
+	CarolUsername    = "carol"
+	CarolDisplayName = "Carol Hearts"
+	CarolPassword    = "queen-of-hearts-croquet"
+	CarolPhone       = "+61491570156"
 )
 
 // The demo client, a confidential web application.
@@ -107,6 +120,16 @@ type Config struct {
 	// "smtps://host:port" (implicit TLS), optionally with
 	// "user:password@" before the host. Default: "" (the dev [Mailbox]).
 	SMTP string
+
+	// SMSWebhook is the URL of an SMS gateway that takes sspr's text
+	// messages as signed JSON (notify.Webhook; https, or http on a loopback
+	// host). Default: "" (text messages go to the dev [Mailbox]).
+	SMSWebhook string
+
+	// SMSSecret signs the requests to SMSWebhook (HMAC-SHA256, at least 32
+	// bytes; the gateway checks it with notify.VerifyWebhook). Required
+	// with SMSWebhook.
+	SMSSecret []byte
 
 	// StepUp chooses how sspr's signed-in pages (change password) get a
 	// fresh second factor: "" (default) asks for it on sspr's own pages and
@@ -176,6 +199,7 @@ type Server struct {
 	provider *op.Provider
 	ssprDB   store.Store
 	totp     *totp.Flow
+	sms      *sms.Flow
 	passkeys *webauthn.Flow // nil when the issuer's host is an IP address
 	sessions *sessions.CookieStore
 	plugin   *plugin.Plugin
@@ -359,13 +383,27 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, fmt.Errorf("server: openid provider: %w", err)
 	}
 
-	// sspr.
-	var sender notify.Sender
+	// sspr. Email goes to the SMTP server, text messages to the SMS
+	// gateway. Without an SMTP server both go to the dev mailbox; with one
+	// but no gateway, text messages cannot be sent (the outbox gives them
+	// up at once, naming the channel).
+	routes := map[string]notify.Sender{}
 	if cfg.SMTP == "" {
 		s.mailbox = NewMailbox(s.logger, s.now)
-		sender = s.mailbox
-	} else if sender, err = newSMTPSender(cfg.SMTP, issuer.Hostname()); err != nil {
+		routes["email"], routes["sms"] = s.mailbox, s.mailbox
+	} else if routes["email"], err = newSMTPSender(cfg.SMTP, issuer.Hostname()); err != nil {
 		return nil, err
+	}
+	if cfg.SMSWebhook != "" {
+		if routes["sms"], err = notify.NewWebhook(notify.WebhookConfig{URL: cfg.SMSWebhook, Secret: cfg.SMSSecret}); err != nil {
+			return nil, fmt.Errorf("server: config: field 'SMSWebhook': %w", err)
+		}
+	} else if cfg.SMTP != "" {
+		s.logger.WarnContext(ctx, "server: no SMS gateway (SMSWebhook, SSPR_SMS_WEBHOOK): text messages will not be sent")
+	}
+	sender, err := notify.NewRouter(routes)
+	if err != nil {
+		return nil, fmt.Errorf("server: senders: %w", err)
 	}
 	var st store.Store
 	if cfg.DatabaseURL != "" {
@@ -398,7 +436,15 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: recovery codes flow: %w", err)
 	}
-	ssprFlows := []flows.Flow{emailFlow, s.totp, recoveryFlow}
+	// Text messages: codes to the numbers users add on the security-info
+	// page (carol has one from the start). Numbers are sealed under their
+	// own derived key.
+	smsKey := deriveKey(providerSecret, "sms-numbers")
+	s.sms, err = sms.New(sms.Config{Store: st, Keys: [][]byte{smsKey[:]}, Now: s.now})
+	if err != nil {
+		return nil, fmt.Errorf("server: sms flow: %w", err)
+	}
+	ssprFlows := []flows.Flow{emailFlow, s.sms, s.totp, recoveryFlow}
 	if net.ParseIP(issuer.Hostname()) == nil {
 		// Passkeys need a domain name as relying-party ID (not an IP).
 		s.passkeys, err = webauthn.New(webauthn.Config{Store: st, RPID: issuer.Hostname(),
@@ -478,14 +524,23 @@ func (s *Server) seedDemoUsers(ctx context.Context) error {
 		user     plugin.User
 		password string
 		totp     string // base32 secret, or none
+		phone    string // E.164, or none
 	}{
-		{plugin.User{ID: DemoUserID, Username: DemoUsername, Email: DemoEmail, DisplayName: DemoDisplayName}, DemoPassword, ""},
-		{plugin.User{ID: BobUserID, Username: BobUsername, Email: BobEmail, DisplayName: BobDisplayName}, BobPassword, BobTOTPSecret},
+		{plugin.User{ID: DemoUserID, Username: DemoUsername, Email: DemoEmail, DisplayName: DemoDisplayName}, DemoPassword, "", ""},
+		{plugin.User{ID: BobUserID, Username: BobUsername, Email: BobEmail, DisplayName: BobDisplayName}, BobPassword, BobTOTPSecret, ""},
+		{plugin.User{ID: CarolUserID, Username: CarolUsername, DisplayName: CarolDisplayName}, CarolPassword, "", CarolPhone},
 	}
 	for _, d := range users {
 		seeded, err := s.dir.seed(ctx, d.user, d.password, func(ctx context.Context) error {
 			if err := s.plugin.RecordPassword(ctx, d.user.ID, d.password); err != nil {
 				return fmt.Errorf("server: record seed password: %w", err)
+			}
+			if d.phone != "" {
+				// A start that failed after this step added the number
+				// already (ErrUsed).
+				if _, err := s.sms.AddNumber(ctx, d.user.ID, d.phone); err != nil && !errors.Is(err, flows.ErrUsed) {
+					return fmt.Errorf("server: seed phone number of %q: %w", d.user.ID, err)
+				}
 			}
 			if d.totp == "" {
 				return nil

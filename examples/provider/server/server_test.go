@@ -239,11 +239,11 @@ func TestDirectoryFindUser(t *testing.T) {
 	if _, err := dir.User(t.Context(), server.DemoUserID); err != nil {
 		t.Errorf("User(alice): %v", err)
 	}
-	if _, err := dir.User(t.Context(), "carol"); !errors.Is(err, plugin.ErrUserNotFound) {
-		t.Errorf("User(carol) error = %v, want ErrUserNotFound", err)
+	if _, err := dir.User(t.Context(), "mallory"); !errors.Is(err, plugin.ErrUserNotFound) {
+		t.Errorf("User(mallory) error = %v, want ErrUserNotFound", err)
 	}
-	if err := dir.SetPassword(t.Context(), "carol", "whatever-password"); !errors.Is(err, plugin.ErrUserNotFound) {
-		t.Errorf("SetPassword(carol) error = %v, want ErrUserNotFound", err)
+	if err := dir.SetPassword(t.Context(), "mallory", "whatever-password"); !errors.Is(err, plugin.ErrUserNotFound) {
+		t.Errorf("SetPassword(mallory) error = %v, want ErrUserNotFound", err)
 	}
 }
 

@@ -105,6 +105,11 @@ func (s *Server) routes() http.Handler {
 		mux.HandleFunc("GET /dev/mailbox", s.mailboxPage)
 		mux.HandleFunc("GET /dev/mailbox.json", s.mailboxJSON)
 	}
+	// sspr's audit trail and metrics. A real host mounts them behind its
+	// own authorization (administrators, the metrics scraper); the demo
+	// shows them to visitors on this machine only.
+	mux.Handle("GET /dev/audit", s.devOnlyHandler(s.plugin.AuditHandler()))
+	mux.Handle("GET /dev/metrics", s.devOnlyHandler(s.plugin.MetricsHandler()))
 	// Everything else is the OpenID provider: discovery, /authorize,
 	// /oauth/token, /keys, /userinfo, …
 	mux.Handle("/", s.provider)
@@ -450,12 +455,21 @@ func (s *Server) devOnly(w http.ResponseWriter, r *http.Request) bool {
 	if isLoopback(r) {
 		return true
 	}
-	s.logger.WarnContext(r.Context(), "dev mailbox refused to a remote client", slog.String("remote", r.RemoteAddr))
+	s.logger.WarnContext(r.Context(), "dev page refused to a remote client", slog.String("path", r.URL.Path), slog.String("remote", r.RemoteAddr))
 	s.renderError(w, r, http.StatusForbidden, errorPage{
 		Title:   "Not available",
-		Message: "The dev mailbox is only shown to visitors on this machine.",
+		Message: "The dev pages (mailbox, audit trail, metrics) are only shown to visitors on this machine.",
 	})
 	return false
+}
+
+// devOnlyHandler serves h to loopback clients only.
+func (s *Server) devOnlyHandler(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.devOnly(w, r) {
+			h.ServeHTTP(w, r)
+		}
+	})
 }
 
 func (s *Server) mailboxPage(w http.ResponseWriter, r *http.Request) {
