@@ -37,6 +37,8 @@
 //	GET  /done          "your password was changed", with a link back to sign-in
 //	POST /verify/method switch to another of the user's methods (each begun once per journey)
 //	GET|POST /account/password   signed-in password change, after a fresh step-up
+//	GET  /account/security       security info: the user's phone numbers, apps, passkeys, codes, questions
+//	GET|POST /account/security/<flow>/add, POST …/remove   change them, after a fresh step-up
 //	GET  /stepup/callback        return from the provider after an OIDC step-up
 //
 // # Policy
@@ -115,16 +117,34 @@
 // and cause the same store work: for an unknown identifier the engine
 // creates a decoy journey whose message has no recipient, and the outbox
 // drops it. Rate limits are sliding windows counted in the store (so every
-// instance shares them): per client address (429 with Retry-After) and per
-// account (answered like success, nothing sent).
+// instance shares them): per client address (429 with Retry-After), per
+// account (answered like success, nothing sent) and per destination
+// ([Limits.MessagesPerDestination]: codes and links to one address or
+// phone number, whoever asks; over it the message is dropped, the page is
+// unchanged and the audit trail says "message.limited"; enrolments count
+// per user too, so nobody texts one number after another).
 //
 // After a reset the host revokes the user's sessions ([SessionRevoker]),
 // a "your password was changed" message goes to every contact address
-// ([ContactLister]), an audit event is written, and the user is not signed
-// in: the done page leads back to sign-in.
+// (email, and SMS to the numbers of a channel flow that implements
+// [flows.Addresser], such as flows/sms; [ContactLister] adds the host's),
+// the other administrators hear of an administrator's reset
+// ([AdminLister]), an audit event is written, and the user is not signed
+// in: the done page leads back to sign-in. Adding or removing a security
+// method is announced the same way. With [Config.NotifyResetRequests] a
+// started reset is announced to the user's other addresses.
 //
-// Messages are rendered during the request, sealed with AES-GCM (they carry
-// codes and links) and written to the outbox in the same transaction as the
-// step that causes them; [Plugin.Run] delivers them through the
-// [notify.Sender] with retries, so no response waits for SMTP.
+// A password change is crash-safe: before the directory's SetPassword the
+// notices and a revocation job are queued in one transaction, held for
+// 30 seconds; afterwards they are released (or, when the directory
+// refused, cancelled). If the process dies in between, they go out when
+// the hold ends, so no password changes without the revocation and the
+// notices. A failed revocation is retried by the outbox.
+//
+// Messages are sealed with AES-GCM (they carry codes and links) and
+// written to the outbox in the same transaction as the step that causes
+// them; [Plugin.Run] renders and delivers them through the [notify.Sender]
+// (a [notify.Router] sends each channel its own way) with retries, so no
+// response waits for SMTP or an SMS gateway. Each delivered code or link
+// is audited ("message.sent").
 package plugin

@@ -118,11 +118,14 @@ Demo Provider listening on %s (issuer %s)
   oathtool --totp -b %s). Your account: %s/account
 `, *addr, iss, iss, server.DemoEmail, server.DemoUsername, server.DemoPassword,
 		server.BobEmail, server.BobUsername, server.BobPassword, server.BobTOTPSecret, server.BobTOTPSecret, iss)
+	fmt.Printf("  Reset by text message: %s (password %q) has only the phone number %s.\n",
+		server.CarolUsername, server.CarolPassword, server.CarolPhone)
+	fmt.Printf("  Audit trail and metrics (this machine only): %s/dev/audit, %s/dev/metrics\n", iss, iss)
 	if srv.Passkeys() != nil {
 		fmt.Printf("  Passkeys: add one at %s/recovery/account/security; the next sign-in asks for it.\n", iss)
 	}
 	if srv.Mailbox() != nil {
-		fmt.Printf("  No SMTP server set: messages are logged and listed at %s/dev/mailbox\n", iss)
+		fmt.Printf("  No SMTP server or SMS gateway set: messages are logged and listed at %s/dev/mailbox\n", iss)
 	}
 	if nSeed > 0 {
 		fmt.Printf("  LOAD TEST: %d users %s … %s, all with the password %q.\n",

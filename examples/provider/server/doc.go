@@ -12,6 +12,8 @@
 //	/account               who is signed in in this browser, and a sign-out button
 //	/recovery/             sspr: forgot password, linked from the sign-in page
 //	/dev/mailbox(.json)    messages the dev mailbox kept (loopback clients only)
+//	/dev/audit             sspr's audit trail as JSON (plugin.AuditHandler; loopback clients only)
+//	/dev/metrics           sspr's Prometheus metrics (plugin.MetricsHandler; loopback clients only)
 //	/.well-known/…, /authorize, /oauth/token, /keys, /userinfo, …
 //	                       the OpenID provider (zitadel/oidc op)
 //
@@ -27,7 +29,9 @@
 // persisted in DataDir so a restart keeps ID tokens verifiable and cookies
 // (the sign-in session too) readable.
 //
-// sspr gets its verification flows: email (a link or code), TOTP
+// sspr gets its verification flows: email (a link or code), SMS (a code by
+// text message to a phone number the user added on the security-info page,
+// verified by a code; numbers sealed under a key derived from provider.key), TOTP
 // (authenticator apps), recovery codes and, when the issuer's host is a
 // domain name such as localhost (a WebAuthn relying-party ID cannot be an
 // IP address), passkeys with the issuer's host as relying-party ID. Its
@@ -96,7 +100,9 @@
 //
 // When [Config.SMTP] is empty, sspr's messages go to a [Mailbox] that logs
 // them and keeps the last 100 for /dev/mailbox; tests wait for them with
-// [Mailbox.Wait].
+// [Mailbox.Wait]. Text messages go to the SMS gateway of
+// [Config.SMSWebhook] (signed JSON, notify.Webhook), else to the same
+// mailbox; with an SMTP server but no gateway they are not sent.
 //
 // # Lifecycle
 //
@@ -107,6 +113,8 @@
 //
 // The first start seeds the demo users: alice (see [DemoUsername]), who
 // signs in with a password, and bob (see [BobUsername]), who also has an
-// authenticator app with the published, demo-only secret [BobTOTPSecret].
-// Either can add a passkey on the security-info page.
+// authenticator app with the published, demo-only secret [BobTOTPSecret],
+// and carol (see [CarolUsername]), who has no email address but the
+// fictional mobile number [CarolPhone]: her resets go by text message.
+// Each can add a passkey on the security-info page.
 package server

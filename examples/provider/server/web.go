@@ -133,6 +133,7 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "home", struct {
 		AppURL, Issuer, ClientID, Email, Password string
 		BobEmail, BobPassword, BobTOTPSecret      string
+		Carol, CarolPassword, CarolPhone          string
 		ACRMFA                                    string
 		RedirectURIs                              []string
 		Mailbox                                   bool
@@ -146,6 +147,9 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 		BobEmail:      BobEmail,
 		BobPassword:   BobPassword,
 		BobTOTPSecret: BobTOTPSecret,
+		Carol:         CarolUsername,
+		CarolPassword: CarolPassword,
+		CarolPhone:    CarolPhone,
 		ACRMFA:        ACRMFA,
 		RedirectURIs:  s.cfg.RedirectURIs,
 		Mailbox:       s.mailbox != nil,
