@@ -158,6 +158,10 @@ type BeginRequest struct {
 	// Resend is true when the user asked for a new code: the flow replaces
 	// the secret without resetting any counter.
 	Resend bool
+	// StepUp is true when the journey confirms a signed-in user before a
+	// sensitive change (a step-up) rather than a password reset: the
+	// message must say so (template "stepup" instead of "reset"/"code").
+	StepUp bool
 }
 
 // VerifyRequest carries a response to verify.

@@ -619,6 +619,9 @@ type stepPage struct {
 	Others []choice
 	// Resend offers a new code (a contact channel on the code page).
 	Resend bool
+	// StepUp marks a step-up journey (a signed-in user confirming it's
+	// them), whose texts differ from a reset's.
+	StepUp bool
 	// HelpURL is the helpdesk, for users who lost their factors.
 	HelpURL string
 	// Leave and LeaveLabel (a message key) are the way out of the page:
@@ -646,6 +649,7 @@ func (p *Plugin) current(ctx context.Context, j store.Journey, requested string)
 // renderStep renders the page of flow f for journey j.
 func (p *Plugin) renderStep(w http.ResponseWriter, r *http.Request, status int, j store.Journey, f flows.Flow, pr progress, page stepPage) error {
 	page.Flow = f.ID()
+	page.StepUp = j.Kind == store.KindStepUp
 	name := "check"
 	if ci, ok := f.(codeInfo); ok {
 		page.CodeLength, page.Minutes = ci.CodeLength(), int(ci.CodeTTL()/time.Minute)
@@ -808,7 +812,8 @@ func (p *Plugin) chooseMethod(w http.ResponseWriter, r *http.Request) error {
 
 // begin starts candidate c for journey j in tx and records it.
 func (p *Plugin) begin(ctx context.Context, tx store.Tx, r *http.Request, j store.Journey, s flows.Subject, c candidate) error {
-	if err := c.flow.Begin(ctx, flows.BeginRequest{Tx: tx, Env: env{p: p, journey: j.ID, user: j.UserID}, JourneyID: j.ID, Subject: s, Option: c.option, Locale: j.Locale}); err != nil {
+	if err := c.flow.Begin(ctx, flows.BeginRequest{Tx: tx, Env: env{p: p, journey: j.ID, user: j.UserID}, JourneyID: j.ID, Subject: s, Option: c.option, Locale: j.Locale,
+		StepUp: j.Kind == store.KindStepUp}); err != nil {
 		return err
 	}
 	return p.audit(ctx, tx, r, "method.begin", j.ID, j.UserID, "ok", c.flow.ID())
@@ -1018,7 +1023,8 @@ func (p *Plugin) resend(w http.ResponseWriter, r *http.Request) error {
 	}
 	var berr error
 	err = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
-		berr = f.Begin(ctx, flows.BeginRequest{Tx: tx, Env: env{p: p, journey: j.ID, user: j.UserID}, JourneyID: j.ID, Subject: subject, Locale: j.Locale, Resend: true})
+		berr = f.Begin(ctx, flows.BeginRequest{Tx: tx, Env: env{p: p, journey: j.ID, user: j.UserID}, JourneyID: j.ID, Subject: subject, Locale: j.Locale, Resend: true,
+			StepUp: j.Kind == store.KindStepUp})
 		outcome := "ok"
 		switch {
 		case berr == nil:

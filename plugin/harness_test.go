@@ -296,6 +296,25 @@ func (h *harness) resetMail(addr string) (link, code string) {
 	return "", ""
 }
 
+var stepUpCodeRE = regexp.MustCompile(`Your code: (\d{8})`)
+
+// stepUpMail returns the code of the newest step-up message to addr (a
+// code, no link: it confirms a signed-in user, it resets nothing).
+func (h *harness) stepUpMail(addr string) string {
+	h.t.Helper()
+	msgs := h.mail.to(addr)
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if m := stepUpCodeRE.FindStringSubmatch(msgs[i].Text); m != nil {
+			if strings.Contains(msgs[i].Text, "/link?token=") || strings.Contains(msgs[i].Subject, "Reset") {
+				h.t.Fatalf("step-up mail reads like a reset: %q\n%s", msgs[i].Subject, msgs[i].Text)
+			}
+			return m[1]
+		}
+	}
+	h.t.Fatalf("no step-up mail to %s among %d messages", addr, len(msgs))
+	return ""
+}
+
 func (h *harness) audit(event string) []store.AuditEvent {
 	h.t.Helper()
 	evs, err := h.store.Audit(h.t.Context(), store.AuditFilter{Event: event, Limit: 1000})

@@ -167,8 +167,12 @@ func (f *Flow) Begin(ctx context.Context, r flows.BeginRequest) error {
 			to = r.Subject.Emails[i]
 		}
 	}
+	template := "reset"
+	if r.StepUp {
+		template = "stepup"
+	}
 	return r.Env.Queue(ctx, r.Tx, flows.Message{
-		Template: "reset",
+		Template: template,
 		Channel:  ID,
 		To:       to,
 		Locale:   r.Locale,

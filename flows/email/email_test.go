@@ -251,3 +251,32 @@ func TestConfig(t *testing.T) {
 func base64URLDecode(s string) ([]byte, error) {
 	return base64.RawURLEncoding.DecodeString(s)
 }
+
+// TestStepUpMessage: a step-up journey's email is the "stepup" template,
+// whose code verifies like a reset's.
+func TestStepUpMessage(t *testing.T) {
+	st := openStore(t)
+	env := flowtest.NewEnv(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	f, _ := email.New(email.Config{})
+	now := env.Now()
+	if err := st.CreateJourney(t.Context(), store.Journey{ID: "j1", UserID: alice.UserID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	err := st.Atomic(t.Context(), func(tx store.Tx) error {
+		return f.Begin(t.Context(), flows.BeginRequest{Tx: tx, Env: env, JourneyID: "j1", Subject: alice, Option: flows.Option{Flow: "email", Ref: "0"}, StepUp: true})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := env.Queued()[0]
+	if m.Template != "stepup" || m.To != alice.Emails[0] {
+		t.Fatalf("step-up message: %+v", m)
+	}
+	code := m.Data.(email.ResetData).Code
+	err = st.Atomic(t.Context(), func(tx store.Tx) error {
+		return f.Verify(t.Context(), flows.VerifyRequest{Tx: tx, Env: env, JourneyID: "j1", Subject: alice, Form: url.Values{"code": {code}}})
+	})
+	if err != nil {
+		t.Fatalf("verify the step-up code: %v", err)
+	}
+}

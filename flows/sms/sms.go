@@ -293,8 +293,12 @@ func (f *Flow) Begin(ctx context.Context, r flows.BeginRequest) error {
 	if err != nil {
 		return fmt.Errorf("sms: begin: %w", err)
 	}
+	template := "code"
+	if r.StepUp {
+		template = "stepup"
+	}
 	return r.Env.Queue(ctx, r.Tx, flows.Message{
-		Template: "code",
+		Template: template,
 		Channel:  ID,
 		To:       to,
 		Locale:   r.Locale,
