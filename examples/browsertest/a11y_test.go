@@ -51,9 +51,10 @@ func (v axeViolation) String() string {
 }
 
 // checkAxe runs axe-core on the current page: a violation of impact
-// "serious" or "critical" fails the test, the others are logged. A page
-// already audited in this tab (same path, heading, error state, language
-// and width) is not audited again.
+// "serious" or "critical" (in a tab with strictAxe, of any impact) fails
+// the test, the others are logged. A page already audited in this tab
+// (same path, heading, error state, language and width) is not audited
+// again.
 func (b *tab) checkAxe(name string) {
 	b.t.Helper()
 	key := eval[string](b, "page identity", `[location.pathname, document.querySelector('h1').textContent.trim(),
@@ -64,8 +65,8 @@ func (b *tab) checkAxe(name string) {
 	}
 	b.audited[key] = true
 	for _, v := range b.axeViolations() {
-		switch v.Impact {
-		case "serious", "critical":
+		switch {
+		case b.strictAxe, v.Impact == "serious", v.Impact == "critical":
 			b.t.Errorf("[%s] a11y: page %s (%s): %s", b.journey, name, key, v)
 		default:
 			b.t.Logf("[%s] a11y (not failing): page %s (%s): %s", b.journey, name, key, v)

@@ -26,6 +26,15 @@
 //   - TestJourneyChangePasswordAfterStepUp: bob, signed in more than five
 //     minutes ago, changes his password on sspr's page after a step-up with
 //     his authenticator app.
+//   - TestJourneyResetBySMS: carol, who has no email address, resets on a
+//     phone with the code texted to her number (the dev mailbox keeps text
+//     messages too, channel "sms"; the code is on the last line,
+//     "@localhost #12345678"): a wrong code, "send a new code", the new
+//     code, a new password, then a sign-in with it.
+//   - TestJourneyAddPhoneNumber: alice, signed in six minutes ago, adds a
+//     mobile number on sspr's security-info page after a step-up with an
+//     emailed code; a landline and a number that is no number are refused
+//     first, and the page then lists the number masked.
 //   - TestJourneyErrors: a wrong password, an empty identifier, a wrong
 //     code, a common password, two passwords that differ, a link opened after
 //     it expired (the clock moves 11 minutes), and the start and check pages
@@ -39,9 +48,9 @@
 // field; it runs axe-core (rules tagged wcag2a, wcag2aa, wcag21a, wcag21aa and
 // best-practice) and fails on any violation of impact "serious" or
 // "critical", printing the rule, its help and the nodes (lesser ones are
-// logged). axe-core is injected with the DevTools protocol's
-// Runtime.evaluate, which the pages' CSP does not govern, so nothing about
-// the pages is relaxed. After a failed submit on sspr's pages, focus must be
+// logged; the SMS journeys fail on a violation of any impact). axe-core is
+// injected with the DevTools protocol's Runtime.evaluate, which the pages'
+// CSP does not govern, so nothing about the pages is relaxed. After a failed submit on sspr's pages, focus must be
 // on the first invalid field or on its error message; an error must sit
 // right below its field, which it describes (aria-describedby).
 //

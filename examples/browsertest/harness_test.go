@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/sspr-go/sspr/examples/provider/server"
 	"github.com/sspr-go/sspr/examples/relyingparty/app"
+	"github.com/sspr-go/sspr/plugin/notify"
 )
 
 // Bounds of every wait. A step is one browser action and the page load it
@@ -239,29 +241,68 @@ func port(t *testing.T, ts *httptest.Server) string {
 
 // The code and the link in a reset email, whatever its language: the
 // code ends the line after a colon ("Or enter this code there: 12345678").
+// A text message ends with the line "@host #12345678" (origin-bound
+// one-time codes, https://wicg.github.io/sms-one-time-codes/).
 var (
 	mailCode = regexp.MustCompile(`(?m):[ \t]*(\d{6,10})[ \t]*$`)
 	mailLink = regexp.MustCompile(`https?://\S+/recovery/link\?token=[A-Za-z0-9_-]+`)
+	textCode = regexp.MustCompile(`(?m)^@(\S+) #(\d{6,10})$`)
 )
 
-// resetMail waits for the next password-reset email to `to` and returns
-// its code and link. Other messages to `to` (a "password changed" notice)
-// are skipped.
-func (s *stack) resetMail(t *testing.T, to string) (code, link string) {
+// nextMessage waits for the next message in the dev mailbox to `to` (an
+// email address or, for a text message, an E.164 number) that want
+// accepts; the others to `to` are skipped.
+func (s *stack) nextMessage(t *testing.T, what, to string, want func(notify.Message) bool) notify.Message {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), mailTimeout)
 	defer cancel()
 	for {
 		m, err := s.srv.Mailbox().Wait(ctx, to)
 		if err != nil {
-			t.Fatalf("no reset email to %s: %v", to, err)
+			t.Fatalf("no %s to %s: %v", what, to, err)
 		}
-		link = mailLink.FindString(m.Text)
-		c := mailCode.FindStringSubmatch(m.Text)
-		if link != "" && c != nil {
-			return c[1], link
+		if want(m) {
+			return m
 		}
 	}
+}
+
+// resetMail waits for the next password-reset email to `to` and returns
+// its code and link. Other messages to `to` (a "password changed" notice)
+// are skipped.
+func (s *stack) resetMail(t *testing.T, to string) (code, link string) {
+	t.Helper()
+	m := s.nextMessage(t, "reset email", to, func(m notify.Message) bool {
+		return mailLink.MatchString(m.Text) && mailCode.MatchString(m.Text)
+	})
+	return mailCode.FindStringSubmatch(m.Text)[1], mailLink.FindString(m.Text)
+}
+
+// mailedCode waits for the next email with a code to `to`, a reset email
+// or a step-up's confirmation code, and returns the code. Other messages
+// to `to` (a notice of a change) are skipped.
+func (s *stack) mailedCode(t *testing.T, to string) string {
+	t.Helper()
+	m := s.nextMessage(t, "email with a code", to, func(m notify.Message) bool {
+		return m.Channel == "email" && mailCode.MatchString(m.Text)
+	})
+	return mailCode.FindStringSubmatch(m.Text)[1]
+}
+
+// textedCode waits for the next text message with a code to the phone
+// number `to` (E.164) and returns the code. Its "@host #code" line must
+// name the provider's host, so that a browser offers to fill the code in
+// there. Other text messages (a "password changed" notice) are skipped.
+func (s *stack) textedCode(t *testing.T, to string) string {
+	t.Helper()
+	m := s.nextMessage(t, "text message with a code", to, func(m notify.Message) bool {
+		return m.Channel == "sms" && textCode.MatchString(m.Text)
+	})
+	c := textCode.FindStringSubmatch(m.Text)
+	if u, err := url.Parse(s.issuer); err != nil || c[1] != u.Hostname() {
+		t.Errorf("the text message binds its code to @%s, want the provider's host name (%s):\n%s", c[1], s.issuer, m.Text)
+	}
+	return c[2]
 }
 
 // totpCode is bob's current authenticator-app code at the servers' time.
@@ -289,6 +330,9 @@ type tab struct {
 	shots   string
 	pages   int
 	audited map[string]bool // pages axe already checked, by path, h1, error state, language and width
+	// strictAxe makes axe-core violations of any impact fail the test,
+	// not only serious and critical ones.
+	strictAxe bool
 }
 
 // chromium is a started browser and its first tab.

@@ -51,11 +51,19 @@ func (b *tab) signIn(identifier, password string) {
 // reset of identifier; the "Check your email" page follows.
 func (b *tab) forgot(identifier string) {
 	b.t.Helper()
+	b.askReset(identifier)
+	b.page("check", "/recovery/verify", "Check your email")
+}
+
+// askReset follows "Forgot password?" from the sign-in page and asks for
+// a reset of identifier; the caller checks the page that follows, the
+// first method's.
+func (b *tab) askReset(identifier string) {
+	b.t.Helper()
 	b.click(loginForgot)
 	b.page("start", "/recovery/", "Reset your password")
 	b.fill("#identifier", identifier)
 	b.click(startSubmit)
-	b.page("check", "/recovery/verify", "Check your email")
 }
 
 // typeCode types a code into the code field of the page and submits it.
@@ -73,8 +81,19 @@ func (b *tab) choosePassword(pw string) {
 	b.click(passwordSubmit)
 }
 
+// stepUp continues on the "Confirm it's you" page, at a URL with
+// pathPrefix, to the step-up's verification page, whose h1 contains
+// heading.
+func (b *tab) stepUp(pathPrefix, heading string) {
+	b.t.Helper()
+	b.page("confirm-its-you", pathPrefix, "Confirm it's you")
+	b.click(`main form button[type="submit"]`)
+	b.page("step-up", "/recovery/verify", heading)
+}
+
 // expectClaims checks the relying party's page of verified ID token
-// claims.
+// claims: the subject, the user's email (or, for a user without one,
+// name) and the amr values.
 func (b *tab) expectClaims(name, sub, email string, amr ...string) {
 	b.t.Helper()
 	b.page(name, "/callback", "Hello")
@@ -291,9 +310,7 @@ func TestJourneyChangePasswordAfterStepUp(t *testing.T) {
 	b.navigate(s.issuer + "/account")
 	b.page("account", "/account", "Your account")
 	b.click(`main a[href="/recovery/account/password"]`)
-	b.page("confirm-its-you", "/recovery/account/password", "Confirm it's you")
-	b.click(`main form button[type="submit"]`)
-	b.page("step-up", "/recovery/verify", "Enter a code from your authenticator app")
+	b.stepUp("/recovery/account/password", "Enter a code from your authenticator app")
 	b.typeCode(s.totpCode(t))
 	b.page("change-password", "/recovery/account/password", "Change your password")
 	b.choosePassword("scaffold-and-crane-12")
