@@ -27,6 +27,17 @@
 //     Count, Audit, OutboxMessage, PasswordHistory, Factor, Factors),
 //     concurrently with the writer.
 //
+// Writes go through one committer goroutine (group commit, commit.go):
+// each write transaction runs in a savepoint of a shared transaction, and
+// all that arrived while the previous commit ran commit together, so hot
+// pages reach the write-ahead log once per batch instead of once per
+// transaction; an error or panic rolls back only its own savepoint.
+// Automatic checkpoints are off on the writer: a background goroutine on a
+// third connection runs PASSIVE checkpoints every 50 ms while writes go
+// on, and restarts the log between two write transactions once it passes
+// 32 MiB (checkpoint.go), so no request pays for a checkpoint in its
+// commit and the log stays bounded.
+//
 // The shared cache (cache=shared) is never used. Each connection keeps its
 // compiled statements (the driver's _stmt_cache_size), so the hot path does
 // not re-parse SQL.

@@ -122,7 +122,12 @@ func (o *ops) AdvanceCounter(ctx context.Context, id string, value int64, now ti
 // so of concurrent calls for one secret exactly one gets the factor. An
 // empty secret matches nothing.
 func (o *ops) ConsumeFactor(ctx context.Context, userID, flow string, secret []byte) (store.Factor, error) {
-	f, err := scanFactor(o.w.QueryRowContext(ctx, consumeFactorSQL, userID, flow, nullBytes(secret)))
+	var f store.Factor
+	err := o.atomically(ctx, func(q querier) error {
+		var err error
+		f, err = scanFactor(q.QueryRowContext(ctx, consumeFactorSQL, userID, flow, nullBytes(secret)))
+		return err
+	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Factor{}, fmt.Errorf("sqlite: consume factor: %w", store.ErrNotFound)
 	}

@@ -429,11 +429,13 @@ func (o *ops) Hit(ctx context.Context, key string, windowStart time.Time, window
 		return 0, 0, errors.New("sqlite: hit: window must be positive")
 	}
 	cur, prev := counterKeys(windowStart, window)
-	err = o.w.QueryRowContext(ctx, `INSERT INTO counters (expires_at, key, window_start, count) VALUES (?, ?, ?, 1)
+	err = o.atomically(ctx, func(q querier) error {
+		return q.QueryRowContext(ctx, `INSERT INTO counters (expires_at, key, window_start, count) VALUES (?, ?, ?, 1)
 		ON CONFLICT (expires_at, key, window_start) DO UPDATE SET count = count + 1
 		RETURNING count, IFNULL((SELECT p.count FROM counters AS p
 			WHERE p.expires_at = ? AND p.key = ? AND p.window_start = ?), 0)`,
-		cur.expires, key, cur.start, prev.expires, key, prev.start).Scan(&current, &previous)
+			cur.expires, key, cur.start, prev.expires, key, prev.start).Scan(&current, &previous)
+	})
 	if err != nil {
 		return 0, 0, wrap("hit", err)
 	}
@@ -512,26 +514,30 @@ func (o *ops) Claim(ctx context.Context, now time.Time, lease time.Duration, lim
 		return nil, nil
 	}
 	n := nanos(now)
-	rows, err := o.w.QueryContext(ctx, `UPDATE outbox SET claimed_until = ?, attempts = attempts + 1
+	var ms []store.Message
+	err := o.atomically(ctx, func(q querier) error {
+		ms = ms[:0]
+		rows, err := q.QueryContext(ctx, `UPDATE outbox SET claimed_until = ?, attempts = attempts + 1
 		WHERE id IN (SELECT id FROM outbox
 			WHERE sent_at IS NULL AND dead = 0
 			AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
 			AND (claimed_until IS NULL OR claimed_until <= ?)
 			ORDER BY id LIMIT ?)
 		RETURNING `+messageCols, nanos(now.Add(lease)), n, n, limit)
-	if err != nil {
-		return nil, wrap("claim", err)
-	}
-	defer rows.Close()
-	var ms []store.Message
-	for rows.Next() {
-		m, err := scanMessage(rows)
 		if err != nil {
-			return nil, wrap("claim", err)
+			return err
 		}
-		ms = append(ms, m)
-	}
-	if err := rows.Err(); err != nil {
+		defer rows.Close()
+		for rows.Next() {
+			m, err := scanMessage(rows)
+			if err != nil {
+				return err
+			}
+			ms = append(ms, m)
+		}
+		return rows.Err()
+	})
+	if err != nil {
 		return nil, wrap("claim", err)
 	}
 	// RETURNING order is unspecified.

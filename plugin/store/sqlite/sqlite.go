@@ -63,6 +63,8 @@ type Store struct {
 	ops
 	writer *sql.DB
 	reader *sql.DB
+	commit *committer
+	ckpt   *checkpointer
 	logger *slog.Logger
 }
 
@@ -120,7 +122,25 @@ func (c Config) Open(ctx context.Context, logger *slog.Logger) (*Store, error) {
 		return nil, errors.Join(fmt.Errorf("sqlite: open reader: %w", err), s.Close())
 	}
 
-	s.ops = ops{w: s.writer, r: s.reader, atomically: s.writeTx}
+	// Checkpoints off the write path (checkpoint.go): none in commits, a
+	// connection of their own.
+	if _, err := s.writer.ExecContext(ctx, "PRAGMA wal_autocheckpoint = 0"); err != nil {
+		return nil, errors.Join(fmt.Errorf("sqlite: open: %w", err), s.Close())
+	}
+	ckdb, err := sql.Open("sqlite3", dsn(path, c.BusyTimeout, false))
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("sqlite: open checkpointer: %w", err), s.Close())
+	}
+	ckdb.SetMaxOpenConns(1)
+	ckdb.SetMaxIdleConns(1)
+	ckdb.SetConnMaxLifetime(0)
+	ckdb.SetConnMaxIdleTime(0)
+
+	s.commit = newCommitter(s.writer)
+	s.ckpt = &checkpointer{db: ckdb, commit: s.commit, busy: c.BusyTimeout, logger: logger, quit: make(chan struct{}), done: make(chan struct{})}
+	s.ckpt.restartAt.Store(restartPages)
+	go s.ckpt.run()
+	s.ops = ops{w: batched{c: s.commit, direct: s.writer}, r: s.reader, atomically: s.commit.do}
 	return s, nil
 }
 
@@ -218,29 +238,29 @@ func escapePath(path string) string {
 	return (&url.URL{Path: filepath.ToSlash(path)}).EscapedPath()
 }
 
-// Atomic runs fn in one write transaction (BEGIN IMMEDIATE on the writer
-// connection). Reads through tx see the transaction's own writes. It commits
-// when fn returns nil, and rolls back when fn returns an error (which it
-// returns unchanged), when fn panics (the panic goes on) or when ctx ends. While fn runs, other writes of
-// this process wait, so keep fn short and free of network calls.
+// Atomic runs fn as one write transaction: reads through tx see its own
+// writes; its writes take effect when fn returns nil, and are rolled back
+// when fn returns an error (which Atomic returns unchanged) or panics (the
+// panic goes on in the caller). Transactions that arrive together commit
+// together (group commit, see commit.go), each in its own savepoint. When
+// ctx ends before fn returns, fn's writes are rolled back and Atomic
+// returns ctx's error; fn's statements themselves are not interrupted (an
+// interrupt would end the whole batch).
+// While fn runs, other writes of this process wait, so keep fn short and
+// free of network calls.
 func (s *Store) Atomic(ctx context.Context, fn func(tx store.Tx) error) error {
-	tx, err := s.writer.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("sqlite: atomic: begin: %w", err)
+	err := s.commit.do(ctx, func(q querier) error {
+		return fn(&ops{w: q, r: q, atomically: func(_ context.Context, fn func(querier) error) error { return fn(q) }})
+	})
+	var c commitError
+	if errors.As(err, &c) {
+		return fmt.Errorf("sqlite: atomic: %w", err)
 	}
-	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	q := &ops{w: tx, r: tx, atomically: func(_ context.Context, fn func(querier) error) error { return fn(tx) }}
-	if err := fn(q); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: atomic: commit: %w", err)
-	}
-	return nil
+	return err
 }
 
-// writeTx runs fn in a write transaction of its own, for operations that
-// need more than one statement.
+// writeTx runs fn in a write transaction of its own, bypassing the
+// committer (for migrations, which run before it starts).
 func (s *Store) writeTx(ctx context.Context, fn func(q querier) error) error {
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
@@ -260,6 +280,15 @@ func (s *Store) writeTx(ctx context.Context, fn func(q querier) error) error {
 // SQLite checkpoints the write-ahead log into the database file.
 func (s *Store) Close() error {
 	var errs []error
+	if s.ckpt != nil {
+		s.ckpt.stop()
+		if err := s.ckpt.db.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("sqlite: close checkpointer: %w", err))
+		}
+	}
+	if s.commit != nil {
+		s.commit.close()
+	}
 	if s.reader != nil {
 		if err := s.reader.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("sqlite: close reader: %w", err))

@@ -1,0 +1,251 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// Group commit. Every write transaction of a Store ([Store.Atomic] and the
+// multi-statement operations) is handed to one committer goroutine, which
+// runs each in a savepoint of a shared write transaction and commits once
+// for all that arrived while the previous batch was running. Under load a
+// commit then writes each hot page (a B-tree root, the newest leaf of the
+// outbox, of the audit trail, …) to the write-ahead log once for many
+// transactions instead of once each, so the log grows several times slower
+// and checkpoints come as much less often; when idle, a batch holds one
+// transaction and nothing waits.
+//
+// A transaction's outcome does not depend on its neighbours: an error (or
+// a panic) rolls back its own savepoint only; a failed commit fails every
+// transaction of the batch, none of which took effect.
+
+// maxBatch bounds the transactions of one commit, so that a steady stream
+// cannot postpone a commit (and its callers' answers) for long.
+const maxBatch = 64
+
+// request is one write transaction waiting for the committer, or (with
+// barrier set) work that must run on the writer connection between
+// transactions, while no write can start: a checkpoint that restarts the
+// write-ahead log.
+type request struct {
+	ctx     context.Context
+	fn      func(q querier) error
+	barrier func(ctx context.Context, db *sql.DB) error
+	done    chan result
+}
+
+// result is a request's outcome: its error, or the panic it raised.
+type result struct {
+	err      error
+	panicked bool
+	panicVal any
+}
+
+// committer runs write transactions in batches on the writer connection.
+type committer struct {
+	db   *sql.DB
+	reqs chan *request
+	quit chan struct{}
+	done chan struct{}
+	once sync.Once
+	// onBatch, when set (tests), learns each committed batch's size.
+	onBatch func(n int)
+}
+
+func newCommitter(db *sql.DB) *committer {
+	c := &committer{db: db, reqs: make(chan *request), quit: make(chan struct{}), done: make(chan struct{})}
+	go c.run()
+	return c
+}
+
+// commitError is a failure of the batch's transaction itself (begin or
+// commit), as opposed to an error of a caller's function.
+type commitError struct{ err error }
+
+func (e commitError) Error() string { return e.err.Error() }
+func (e commitError) Unwrap() error { return e.err }
+
+// errClosed is returned for transactions submitted after Close.
+var errClosed = errors.New("sqlite: store closed")
+
+// do runs fn in a write transaction and returns its error (or the commit's);
+// a panic in fn is raised again here.
+func (c *committer) do(ctx context.Context, fn func(q querier) error) error {
+	r := &request{ctx: ctx, fn: fn, done: make(chan result, 1)}
+	select {
+	case c.reqs <- r:
+	case <-c.quit:
+		return errClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	res := <-r.done
+	if res.panicked {
+		panic(res.panicVal)
+	}
+	return res.err
+}
+
+// close stops the committer after the batch it is running.
+func (c *committer) close() {
+	c.once.Do(func() { close(c.quit) })
+	<-c.done
+}
+
+func (c *committer) run() {
+	defer close(c.done)
+	for {
+		var first *request
+		select {
+		case first = <-c.reqs:
+		case <-c.quit:
+			return
+		}
+		if first.barrier != nil {
+			first.done <- result{err: first.barrier(first.ctx, c.db)}
+			continue
+		}
+		c.batch(first)
+	}
+}
+
+// exclusive runs fn on the writer connection while no write transaction
+// runs, and returns its error.
+func (c *committer) exclusive(ctx context.Context, fn func(ctx context.Context, db *sql.DB) error) error {
+	r := &request{ctx: ctx, barrier: fn, done: make(chan result, 1)}
+	select {
+	case c.reqs <- r:
+	case <-c.quit:
+		return errClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return (<-r.done).err
+}
+
+// batch runs first and whatever else is waiting (up to maxBatch) in one
+// transaction, then answers them all.
+func (c *committer) batch(first *request) {
+	tx, err := c.db.BeginTx(context.Background(), nil)
+	if err != nil {
+		first.done <- result{err: commitError{fmt.Errorf("begin: %w", err)}}
+		return
+	}
+	q := uncancelled{tx}
+	var ran []*request
+	var deferred *request // a barrier that arrived during the batch
+	var results []result
+	next := first
+	for next != nil {
+		results = append(results, c.one(tx, q, next))
+		ran = append(ran, next)
+		next = nil
+		if len(ran) < maxBatch {
+			select {
+			case next = <-c.reqs:
+			default:
+			}
+		}
+		if next != nil && next.barrier != nil {
+			deferred = next
+			next = nil
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		_ = tx.Rollback()
+		err = commitError{fmt.Errorf("commit: %w", err)}
+		for i := range results {
+			if !results[i].panicked {
+				results[i].err = err
+			}
+		}
+	}
+	if c.onBatch != nil {
+		c.onBatch(len(ran))
+	}
+	for i, r := range ran {
+		r.done <- results[i]
+	}
+	if deferred != nil {
+		deferred.done <- result{err: deferred.barrier(deferred.ctx, c.db)}
+	}
+}
+
+// one runs r in a savepoint of tx and rolls the savepoint back when r
+// fails or panics.
+func (c *committer) one(tx *sql.Tx, q querier, r *request) (res result) {
+	if err := r.ctx.Err(); err != nil {
+		return result{err: err}
+	}
+	if _, err := tx.Exec("SAVEPOINT tx"); err != nil {
+		return result{err: fmt.Errorf("savepoint: %w", err)}
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			res = result{panicked: true, panicVal: v}
+		}
+		if res.err != nil || res.panicked {
+			if _, err := tx.Exec("ROLLBACK TO tx"); err != nil && res.err != nil {
+				res.err = errors.Join(res.err, fmt.Errorf("rollback: %w", err))
+			}
+		}
+		if _, err := tx.Exec("RELEASE tx"); err != nil && res.err == nil && !res.panicked {
+			res.err = fmt.Errorf("release: %w", err)
+		}
+	}()
+	err := r.fn(q)
+	if err == nil {
+		// A caller that gave up while fn ran gets nothing committed.
+		err = r.ctx.Err()
+	}
+	return result{err: err}
+}
+
+// uncancelled runs statements without their caller's cancellation: the
+// driver interrupts a cancelled statement, and SQLite then rolls back the
+// whole transaction, which holds other callers' work too. A caller that
+// gives up still gets its answer when the batch commits.
+type uncancelled struct{ q querier }
+
+func (u uncancelled) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return u.q.ExecContext(context.WithoutCancel(ctx), query, args...)
+}
+
+func (u uncancelled) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return u.q.QueryContext(context.WithoutCancel(ctx), query, args...)
+}
+
+func (u uncancelled) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return u.q.QueryRowContext(context.WithoutCancel(ctx), query, args...)
+}
+
+// batched is the Store's writer outside a transaction: each statement runs
+// as a transaction of its own through the committer, so single-statement
+// writes (a message marked sent, an audit event) share commits too. Only
+// ExecContext is batched; queries that write (… RETURNING) go through
+// ops.atomically, which sees the whole result inside the transaction.
+type batched struct {
+	c      *committer
+	direct querier
+}
+
+func (b batched) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	var res sql.Result
+	err := b.c.do(ctx, func(q querier) error {
+		var err error
+		res, err = q.ExecContext(ctx, query, args...)
+		return err
+	})
+	return res, err
+}
+
+func (b batched) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return b.direct.QueryContext(ctx, query, args...)
+}
+
+func (b batched) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return b.direct.QueryRowContext(ctx, query, args...)
+}
