@@ -37,9 +37,10 @@ import (
 // not knowing.
 const completionHold = 30 * time.Second
 
-// setPasswordTimeout bounds the directory's SetPassword so that step 3
-// always comes before the hold ends; a call that takes longer counts as
-// "may have changed" and the held messages go out.
+// setPasswordTimeout bounds the directory's SetPassword (and then its
+// RevokeSessions) so that step 3 comes before the hold ends; a SetPassword
+// that takes longer counts as "may have changed" and the held messages go
+// out. Step 3 releases nothing when it comes late anyway.
 const setPasswordTimeout = completionHold / 3
 
 // revokeChannel is the outbox channel of revocation jobs: their recipient
@@ -78,6 +79,7 @@ func (p *Plugin) commitPassword(ctx context.Context, r *http.Request, j store.Jo
 		return internalError(err)
 	}
 	now := p.s.Now()
+	started := time.Now() // the hold runs on the outbox's clock, but a slow directory on the wall clock
 	held := now.Add(completionHold)
 	lang := p.locale(r)
 	stamp := now.UTC().Format("2006-01-02 15:04 MST")
@@ -120,10 +122,10 @@ func (p *Plugin) commitPassword(ctx context.Context, r *http.Request, j store.Jo
 	cancel()
 	if err != nil {
 		outcome, detail := "failed", "directory refused the password"
-		if errors.Is(err, context.DeadlineExceeded) {
-			// It may have changed: leave the notices and the revocation
-			// held, so they go out.
-			outcome, detail = "uncertain", "directory did not answer in time"
+		if !errors.Is(err, ErrPasswordRejected) {
+			// It may have changed (a lost connection, a timeout): leave
+			// the notices and the revocation held, so they go out.
+			outcome, detail = "uncertain", "directory failed; the password may have changed"
 		}
 		rerr := p.s.Store.Atomic(ctx, func(tx store.Tx) error {
 			if outcome == "failed" {
@@ -141,6 +143,13 @@ func (p *Plugin) commitPassword(ctx context.Context, r *http.Request, j store.Jo
 		if rerr != nil {
 			p.log.ErrorContext(ctx, "sspr: record refused password change failed", slog.String("user", userID), slog.Any("err", rerr))
 		}
+		if outcome == "uncertain" {
+			p.worker.Kick()
+			return &Error{Kind: KindInternal, Status: http.StatusInternalServerError,
+				Heading: "error.uncertain.heading",
+				Public:  "error.uncertain.message",
+				Err:     fmt.Errorf("sspr: set password: %w", err)}
+		}
 		return &Error{Kind: KindInternal, Status: http.StatusInternalServerError,
 			Heading: "error.not_changed.heading",
 			Public:  "error.not_changed.message",
@@ -148,7 +157,10 @@ func (p *Plugin) commitPassword(ctx context.Context, r *http.Request, j store.Jo
 	}
 	revoked := "not supported by the host"
 	if p.revoker != nil {
-		if err := p.revoker.RevokeSessions(ctx, userID); err != nil {
+		revokeCtx, cancel := context.WithTimeout(ctx, setPasswordTimeout)
+		err := p.revoker.RevokeSessions(revokeCtx, userID)
+		cancel()
+		if err != nil {
 			p.log.ErrorContext(ctx, "sspr: revoke sessions failed; the outbox retries", slog.String("user", userID), slog.Any("err", err))
 			revoked = "failed, retrying"
 		} else {
@@ -156,9 +168,16 @@ func (p *Plugin) commitPassword(ctx context.Context, r *http.Request, j store.Jo
 		}
 	}
 	now = p.s.Now()
+	// Release the held messages only well inside the hold: once it has
+	// ended the worker may be sending them, and releasing a message being
+	// sent could send it twice. Late, they go out by themselves.
+	release := time.Since(started) < completionHold*2/3
 	err = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
 		if err := p.saveHistory(ctx, tx, v.hist, v.key); err != nil {
 			return err
+		}
+		if !release {
+			return p.audit(ctx, tx, r, event, j.ID, userID, "ok", "late: the held notices went out by themselves")
 		}
 		for _, id := range notices {
 			if err := tx.MarkFailed(ctx, id, now, "", false); err != nil {

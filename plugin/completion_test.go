@@ -3,6 +3,7 @@ package plugin_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -122,7 +123,7 @@ func TestCompletionReleasesAtOnce(t *testing.T) {
 // held notices and revocation never go out, not even after the hold.
 func TestRefusedPasswordCancelsHeldNotices(t *testing.T) {
 	h := newHarness(t)
-	h.dir.setErr = errors.New("ldap down")
+	h.dir.setErr = fmt.Errorf("ldap: constraint violation: %w", plugin.ErrPasswordRejected)
 	if p := resetAlice(t, h); p.Status != http.StatusInternalServerError {
 		t.Fatalf("refused change: %d", p.Status)
 	}
@@ -132,6 +133,31 @@ func TestRefusedPasswordCancelsHeldNotices(t *testing.T) {
 		t.Fatalf("refused change: notices %v, revocations %d", got, h.dir.revocations("u-alice"))
 	}
 	if evs := h.audit("password.change"); len(evs) != 1 || evs[0].Outcome != "failed" {
+		t.Fatalf("audit: %+v", evs)
+	}
+}
+
+// TestUncertainPasswordChangeCountsAsChanged: a directory error that is
+// not ErrPasswordRejected (a connection lost after the write) leaves sspr
+// unsure, so it says so and acts as if the password changed: after the
+// hold the user is told and signed out everywhere.
+func TestUncertainPasswordChangeCountsAsChanged(t *testing.T) {
+	h := newHarness(t)
+	h.dir.setErr = errors.New("ldap: connection reset by peer")
+	p := resetAlice(t, h)
+	if p.Status != http.StatusInternalServerError || !strings.Contains(p.Text(), "We couldn't confirm the change") || strings.Contains(p.Text(), "ldap") {
+		t.Fatalf("uncertain change: %d %s", p.Status, p.Text())
+	}
+	h.deliver()
+	if got := changeNotices(h); len(got) != 0 {
+		t.Fatalf("notices before the hold ends: %v", got)
+	}
+	h.clock.Advance(hold)
+	h.deliver()
+	if got := changeNotices(h); len(got) != 2 || h.dir.revocations("u-alice") != 1 {
+		t.Fatalf("after the hold: notices %v, revocations %d", got, h.dir.revocations("u-alice"))
+	}
+	if evs := h.audit("password.change"); len(evs) != 1 || evs[0].Outcome != "uncertain" {
 		t.Fatalf("audit: %+v", evs)
 	}
 }

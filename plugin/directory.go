@@ -8,6 +8,14 @@ import (
 // ErrUserNotFound is returned by a [Directory] when no user matches.
 var ErrUserNotFound = errors.New("sspr: user not found")
 
+// ErrPasswordRejected is returned (possibly wrapped) by
+// [Directory.SetPassword] when it changed nothing: its own policy refused
+// the password, the account is locked. Any other error leaves sspr unsure
+// whether the password changed (a connection lost after the write), and
+// sspr then acts as if it did: it signs the user out everywhere and sends
+// the "your password was changed" notices.
+var ErrPasswordRejected = errors.New("sspr: password rejected by the directory")
+
 // User is what sspr needs to know about one of the host's users.
 type User struct {
 	// ID is the host's stable user ID (the OIDC "sub").
@@ -35,7 +43,10 @@ type Directory interface {
 	// User returns the user with the given ID, or [ErrUserNotFound].
 	User(ctx context.Context, id string) (User, error)
 	// SetPassword replaces the user's password. The host hashes it; sspr
-	// never stores it. The password has passed sspr's policy.
+	// never stores it. The password has passed sspr's policy. It returns
+	// an error matching [ErrPasswordRejected] when it certainly changed
+	// nothing; any other error counts as "may have changed". sspr gives it
+	// 10 seconds.
 	SetPassword(ctx context.Context, id, password string) error
 }
 

@@ -137,9 +137,11 @@
 // A password change is crash-safe: before the directory's SetPassword the
 // notices and a revocation job are queued in one transaction, held for
 // 30 seconds; afterwards they are released (or, when the directory
-// refused, cancelled). If the process dies in between, they go out when
-// the hold ends, so no password changes without the revocation and the
-// notices. A failed revocation is retried by the outbox.
+// refused with [ErrPasswordRejected], cancelled). If the process dies in
+// between, or the directory fails in a way that may have changed the
+// password (any other error, a timeout), they go out when the hold ends,
+// so no password changes without the revocation and the notices. A failed
+// revocation is retried by the outbox.
 //
 // Messages are sealed with AES-GCM (they carry codes and links) and
 // written to the outbox in the same transaction as the step that causes

@@ -2,7 +2,7 @@ package plugin_test
 
 import (
 	"bytes"
-	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -481,7 +481,7 @@ func TestPasswordPolicyOnThePage(t *testing.T) {
 
 func TestDirectoryFailureChangesNothingVisible(t *testing.T) {
 	h := newHarness(t)
-	h.dir.setErr = errors.New("ldap down")
+	h.dir.setErr = fmt.Errorf("ldap down: %w", plugin.ErrPasswordRejected)
 	b := plugintest.NewBrowser(t)
 	check := b.Follow(h.start(b, "alice"))
 	h.deliver()
@@ -494,6 +494,7 @@ func TestDirectoryFailureChangesNothingVisible(t *testing.T) {
 	if strings.Contains(p.Text(), "ldap") {
 		t.Fatal("internal error text reached the page")
 	}
+	h.clock.Advance(time.Minute) // past the completion hold
 	h.deliver()
 	for _, m := range h.mail.all() {
 		if strings.Contains(m.Subject, "was changed") {
