@@ -485,7 +485,7 @@ func (p *Plugin) startJourney(w http.ResponseWriter, r *http.Request) error {
 
 	now := p.s.Now()
 	ip := p.s.ClientIP(r)
-	j := store.Journey{ID: randomID(16), ReturnTo: rt, Locale: p.locale(r), CreatedAt: now, ExpiresAt: now.Add(p.s.JourneyTTL)}
+	j := store.Journey{ID: journeyID(now), ReturnTo: rt, Locale: p.locale(r), CreatedAt: now, ExpiresAt: now.Add(p.s.JourneyTTL)}
 	var ipLimit limitResult
 	err = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
 		var err error

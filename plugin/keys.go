@@ -12,6 +12,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // keyring holds the subkeys derived from each configured key. Index 0 is
@@ -155,6 +156,16 @@ func (kr *keyring) open(sealed []byte, ad string) ([]byte, error) {
 }
 
 // randomID returns n random bytes, base64url-encoded.
+// journeyID returns a new journey's ID: the Unix time in milliseconds as
+// 12 hex digits, then 128 random bits (base64url). The prefix makes IDs
+// sort by creation, so new journeys, and the challenges and audit events
+// indexed by journey, land at the end of their B-trees, where a group
+// commit writes one page for many of them; the random part keeps the ID
+// unguessable (the browser only ever holds it sealed in its cookie).
+func journeyID(now time.Time) string {
+	return fmt.Sprintf("%012x", now.UnixMilli()) + randomID(16)
+}
+
 func randomID(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)

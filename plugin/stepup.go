@@ -140,7 +140,7 @@ func (p *Plugin) freshStepUp(ctx context.Context, r *http.Request, sess Session,
 func (p *Plugin) startStepUp(w http.ResponseWriter, r *http.Request, sess Session, pr progress, target string) error {
 	ctx := r.Context()
 	now := p.s.Now()
-	j := store.Journey{ID: randomID(16), Kind: store.KindStepUp, UserID: sess.UserID, ReturnTo: p.url(target, nil),
+	j := store.Journey{ID: journeyID(p.s.Now()), Kind: store.KindStepUp, UserID: sess.UserID, ReturnTo: p.url(target, nil),
 		Locale: p.locale(r), CreatedAt: now, ExpiresAt: now.Add(p.s.JourneyTTL)}
 	if p.stepUp != nil {
 		return p.startOIDCStepUp(w, r, j, pr)
@@ -192,7 +192,7 @@ func (p *Plugin) startOIDCStepUp(w http.ResponseWriter, r *http.Request, j store
 		if err := tx.CreateJourney(ctx, j); err != nil {
 			return err
 		}
-		if err := tx.CreateChallenge(ctx, store.Challenge{ID: randomID(16), JourneyID: j.ID, Flow: oidcFlowID,
+		if err := tx.CreateChallenge(ctx, store.Challenge{ID: journeyID(p.s.Now()), JourneyID: j.ID, Flow: oidcFlowID,
 			TokenHash: sum[:], MaxAttempts: 1, CreatedAt: now, ExpiresAt: now.Add(p.s.JourneyTTL), Data: st}); err != nil {
 			return err
 		}

@@ -89,7 +89,7 @@ func (p *Plugin) IssueTicket(ctx context.Context, req TicketRequest) (Ticket, er
 	now := p.s.Now()
 	token := randomID(32)
 	sum := sha256.Sum256([]byte(token))
-	j := store.Journey{ID: randomID(16), Kind: store.KindReset, UserID: u.ID, Locale: cmp.Or(u.Locale, referenceLang),
+	j := store.Journey{ID: journeyID(p.s.Now()), Kind: store.KindReset, UserID: u.ID, Locale: cmp.Or(u.Locale, referenceLang),
 		CreatedAt: now, ExpiresAt: now.Add(req.TTL)}
 	link := p.url("/ticket", url.Values{"token": {token}})
 	t := Ticket{ExpiresAt: j.ExpiresAt, Emailed: req.Email}
@@ -97,7 +97,7 @@ func (p *Plugin) IssueTicket(ctx context.Context, req TicketRequest) (Ticket, er
 		if err := tx.CreateJourney(ctx, j); err != nil {
 			return err
 		}
-		if err := tx.CreateChallenge(ctx, store.Challenge{ID: randomID(16), JourneyID: j.ID, Flow: ticketFlowID,
+		if err := tx.CreateChallenge(ctx, store.Challenge{ID: journeyID(p.s.Now()), JourneyID: j.ID, Flow: ticketFlowID,
 			TokenHash: sum[:], MaxAttempts: 1, CreatedAt: now, ExpiresAt: j.ExpiresAt}); err != nil {
 			return err
 		}

@@ -147,7 +147,7 @@ func (f *Flow) Begin(ctx context.Context, r flows.BeginRequest) error {
 		ref = string(c.Data)
 	} else {
 		c := store.Challenge{
-			ID:          base64.RawURLEncoding.EncodeToString(challenge.RandomBytes(16)),
+			ID:          challenge.OrderedID(),
 			JourneyID:   r.JourneyID,
 			Flow:        ID,
 			TokenHash:   tokenHash,

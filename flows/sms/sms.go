@@ -276,7 +276,7 @@ func (f *Flow) Begin(ctx context.Context, r flows.BeginRequest) error {
 		ref = string(c.Data)
 	} else {
 		c := store.Challenge{
-			ID:          challenge.RandomID(),
+			ID:          challenge.OrderedID(),
 			JourneyID:   r.JourneyID,
 			Flow:        ID,
 			CodeHash:    codeHash,

@@ -272,7 +272,7 @@ func (f *Flow) Begin(ctx context.Context, r flows.BeginRequest) error {
 		return fmt.Errorf("webauthn: begin: %w", err)
 	}
 	c := store.Challenge{
-		ID:          base64.RawURLEncoding.EncodeToString(challenge.RandomBytes(16)),
+		ID:          challenge.OrderedID(),
 		JourneyID:   r.JourneyID,
 		Flow:        ID,
 		CodeHash:    challenge.RandomBytes(32), // a server-side handle, never sent
