@@ -23,10 +23,10 @@ const ID = "email"
 
 // Defaults of [Config].
 const (
-	DefaultCodeTTL     = 10 * time.Minute
-	DefaultCodeLength  = 8
-	DefaultMaxAttempts = 5
-	DefaultMaxResends  = 3
+	DefaultCodeTTL     = otpcode.DefaultTTL
+	DefaultCodeLength  = otpcode.DefaultLength
+	DefaultMaxAttempts = otpcode.DefaultMaxAttempts
+	DefaultMaxResends  = otpcode.DefaultMaxResends
 )
 
 // tokenBytes is the size of a link token: 256 bits from crypto/rand.
@@ -60,27 +60,9 @@ var (
 
 // New validates cfg and returns the email flow.
 func New(cfg Config) (*Flow, error) {
-	var errs []error
-	if cfg.CodeTTL == 0 {
-		cfg.CodeTTL = DefaultCodeTTL
-	} else if cfg.CodeTTL < time.Minute || cfg.CodeTTL > time.Hour {
-		errs = append(errs, errors.New("email: config: field 'CodeTTL': must be between 1m and 1h"))
-	}
-	if cfg.CodeLength == 0 {
-		cfg.CodeLength = DefaultCodeLength
-	} else if cfg.CodeLength < 6 || cfg.CodeLength > 10 {
-		errs = append(errs, errors.New("email: config: field 'CodeLength': must be between 6 and 10"))
-	}
-	if cfg.MaxAttempts == 0 {
-		cfg.MaxAttempts = DefaultMaxAttempts
-	} else if cfg.MaxAttempts < 1 || cfg.MaxAttempts > 10 {
-		errs = append(errs, errors.New("email: config: field 'MaxAttempts': must be between 1 and 10"))
-	}
-	if cfg.MaxResends == 0 {
-		cfg.MaxResends = DefaultMaxResends
-	} else if cfg.MaxResends < 0 || cfg.MaxResends > 10 {
-		errs = append(errs, errors.New("email: config: field 'MaxResends': must be between 0 and 10"))
-	}
+	codes := otpcode.Settings{TTL: cfg.CodeTTL, Length: cfg.CodeLength, MaxAttempts: cfg.MaxAttempts, MaxResends: cfg.MaxResends}
+	errs := codes.Check("email: config")
+	cfg.CodeTTL, cfg.CodeLength, cfg.MaxAttempts, cfg.MaxResends = codes.TTL, codes.Length, codes.MaxAttempts, codes.MaxResends
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}

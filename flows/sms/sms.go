@@ -25,10 +25,10 @@ const ID = "sms"
 
 // Defaults of [Config].
 const (
-	DefaultCodeTTL     = 10 * time.Minute
-	DefaultCodeLength  = 8
-	DefaultMaxAttempts = 5
-	DefaultMaxResends  = 3
+	DefaultCodeTTL     = otpcode.DefaultTTL
+	DefaultCodeLength  = otpcode.DefaultLength
+	DefaultMaxAttempts = otpcode.DefaultMaxAttempts
+	DefaultMaxResends  = otpcode.DefaultMaxResends
 	DefaultMaxNumbers  = 3
 )
 
@@ -112,26 +112,9 @@ func New(cfg Config) (*Flow, error) {
 			errs = append(errs, errors.New("sms: config: field 'DefaultRegion': must be an ISO 3166 region such as \"DE\""))
 		}
 	}
-	if cfg.CodeTTL == 0 {
-		cfg.CodeTTL = DefaultCodeTTL
-	} else if cfg.CodeTTL < time.Minute || cfg.CodeTTL > time.Hour {
-		errs = append(errs, errors.New("sms: config: field 'CodeTTL': must be between 1m and 1h"))
-	}
-	if cfg.CodeLength == 0 {
-		cfg.CodeLength = DefaultCodeLength
-	} else if cfg.CodeLength < 6 || cfg.CodeLength > 10 {
-		errs = append(errs, errors.New("sms: config: field 'CodeLength': must be between 6 and 10"))
-	}
-	if cfg.MaxAttempts == 0 {
-		cfg.MaxAttempts = DefaultMaxAttempts
-	} else if cfg.MaxAttempts < 1 || cfg.MaxAttempts > 10 {
-		errs = append(errs, errors.New("sms: config: field 'MaxAttempts': must be between 1 and 10"))
-	}
-	if cfg.MaxResends == 0 {
-		cfg.MaxResends = DefaultMaxResends
-	} else if cfg.MaxResends < 0 || cfg.MaxResends > 10 {
-		errs = append(errs, errors.New("sms: config: field 'MaxResends': must be between 0 and 10"))
-	}
+	codes := otpcode.Settings{TTL: cfg.CodeTTL, Length: cfg.CodeLength, MaxAttempts: cfg.MaxAttempts, MaxResends: cfg.MaxResends}
+	errs = append(errs, codes.Check("sms: config")...)
+	cfg.CodeTTL, cfg.CodeLength, cfg.MaxAttempts, cfg.MaxResends = codes.TTL, codes.Length, codes.MaxAttempts, codes.MaxResends
 	if cfg.MaxNumbers == 0 {
 		cfg.MaxNumbers = DefaultMaxNumbers
 	} else if cfg.MaxNumbers < 1 || cfg.MaxNumbers > 10 {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
+	"time"
 )
 
 // Random returns a code of n decimal digits (leading zeros kept), drawn
@@ -45,4 +46,54 @@ func Normalize(s string, n int) (string, bool) {
 		return "", false
 	}
 	return b.String(), true
+}
+
+// Settings are the numbers every flow that sends codes shares: how long a
+// code lives, its digits, the wrong tries it takes and the new codes a
+// journey may ask for.
+type Settings struct {
+	TTL         time.Duration
+	Length      int
+	MaxAttempts int
+	MaxResends  int
+}
+
+// Defaults of [Settings], DESIGN's numbers.
+const (
+	DefaultTTL         = 10 * time.Minute
+	DefaultLength      = 8
+	DefaultMaxAttempts = 5
+	DefaultMaxResends  = 3
+)
+
+// Check fills s's zero fields with the defaults and returns an error for
+// each field out of range, named as the flows' Config fields are (CodeTTL,
+// CodeLength, MaxAttempts, MaxResends) after prefix, for example
+// "sms: config".
+func (s *Settings) Check(prefix string) []error {
+	var errs []error
+	bad := func(field, rule string) {
+		errs = append(errs, fmt.Errorf("%s: field '%s': must be %s", prefix, field, rule))
+	}
+	if s.TTL == 0 {
+		s.TTL = DefaultTTL
+	} else if s.TTL < time.Minute || s.TTL > time.Hour {
+		bad("CodeTTL", "between 1m and 1h")
+	}
+	if s.Length == 0 {
+		s.Length = DefaultLength
+	} else if s.Length < 6 || s.Length > 10 {
+		bad("CodeLength", "between 6 and 10")
+	}
+	if s.MaxAttempts == 0 {
+		s.MaxAttempts = DefaultMaxAttempts
+	} else if s.MaxAttempts < 1 || s.MaxAttempts > 10 {
+		bad("MaxAttempts", "between 1 and 10")
+	}
+	if s.MaxResends == 0 {
+		s.MaxResends = DefaultMaxResends
+	} else if s.MaxResends < 0 || s.MaxResends > 10 {
+		bad("MaxResends", "between 0 and 10")
+	}
+	return errs
 }
