@@ -632,3 +632,42 @@ func TestAccountFailureLimitLooksLikeAWrongCode(t *testing.T) {
 		t.Fatalf("limited verifications in the audit trail: %d, want 1", limited)
 	}
 }
+
+// TestVerifiesPerIPLimit: code submissions from one address are limited
+// (429 with Retry-After, nothing counted against the code), links too, and
+// the window slides.
+func TestVerifiesPerIPLimit(t *testing.T) {
+	h := newHarness(t, func(c *plugin.Config) {
+		c.Limits.VerifiesPerIP = plugin.Limit{N: 3, Window: time.Minute}
+	})
+	b := plugintest.NewBrowser(t)
+	check := b.Follow(h.start(b, "alice"))
+	h.deliver()
+	link, code := h.resetMail("alice@example.com")
+	wrong := "00000000"
+	if wrong == code {
+		wrong = "11111111"
+	}
+	for i := range 3 {
+		if p := b.Submit(check, "/recovery/verify", map[string]string{"code": wrong}); p.Status != http.StatusBadRequest {
+			t.Fatalf("wrong code %d: %d", i, p.Status)
+		}
+	}
+	// The fourth submission from this address, even the right code, is refused.
+	p := b.Submit(check, "/recovery/verify", map[string]string{"code": code})
+	if p.Status != http.StatusTooManyRequests || p.Header.Get("Retry-After") == "" || !strings.Contains(p.Text(), "Too many attempts") {
+		t.Fatalf("over the verify limit: %d Retry-After %q %s", p.Status, p.Header.Get("Retry-After"), p.Text())
+	}
+	// A link posted from the same address is limited too.
+	confirm := b.Get(link)
+	if r := b.Submit(confirm, "/recovery/link", nil); r.Status != http.StatusTooManyRequests {
+		t.Fatalf("link over the verify limit: %d %s", r.Status, r.Text())
+	}
+	// The refused tries were not counted against the code: after the window
+	// the right code still works (2 tries were left).
+	h.clock.Advance(2 * time.Minute)
+	ok := b.Submit(check, "/recovery/verify", map[string]string{"code": code})
+	if ok.Status != http.StatusSeeOther || ok.Header.Get("Location") != "/recovery/password" {
+		t.Fatalf("right code after the window: %d %q %s", ok.Status, ok.Header.Get("Location"), ok.Text())
+	}
+}
