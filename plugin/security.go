@@ -36,6 +36,10 @@ type securityPage struct {
 	Notice            string
 	ChangePasswordURL string
 	AccountURL        string
+	// CanSignOutOthers offers to end the user's other sessions (the host
+	// can revoke them); Changed puts the offer first, after a change of a
+	// security method (ASVS V7.4.3).
+	CanSignOutOthers, Changed bool
 }
 
 // enrolView is the data of an enrolment page ("enrol-totp", …).
@@ -98,6 +102,12 @@ func (p *Plugin) security(w http.ResponseWriter, r *http.Request, rest string) e
 		}
 		return p.securityPage(w, r, sess, binding)
 	}
+	if rest == "/signout-others" {
+		if r.Method != http.MethodPost {
+			return errMethod
+		}
+		return p.signOutOthers(w, r, sess)
+	}
 	id, action, _ := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
 	f, ok := p.byID[id]
 	en, isEnroller := f.(flows.Enroller)
@@ -131,7 +141,8 @@ func (p *Plugin) security(w http.ResponseWriter, r *http.Request, rest string) e
 
 func (p *Plugin) securityPage(w http.ResponseWriter, r *http.Request, sess Session, binding string) error {
 	ctx := r.Context()
-	page := securityPage{ChangePasswordURL: p.basePath + "/account/password", AccountURL: p.accountURL()}
+	page := securityPage{ChangePasswordURL: p.basePath + "/account/password", AccountURL: p.accountURL(),
+		CanSignOutOthers: p.revoker != nil}
 	for _, f := range p.enrollers() {
 		list, err := f.(flows.Enroller).Enrolled(ctx, sess.UserID)
 		if err != nil {
@@ -146,9 +157,11 @@ func (p *Plugin) securityPage(w http.ResponseWriter, r *http.Request, sess Sessi
 	}
 	switch r.URL.Query().Get("done") {
 	case "removed":
-		page.Notice = "security.notice_removed"
+		page.Notice, page.Changed = "security.notice_removed", true
 	case "added":
-		page.Notice = "security.notice_added"
+		page.Notice, page.Changed = "security.notice_added", true
+	case "signedout":
+		page.Notice = "security.notice_signed_out"
 	}
 	p.render(w, r, http.StatusOK, "security", binding, page)
 	return nil
@@ -242,5 +255,35 @@ func (p *Plugin) securityChanged(ctx context.Context, r *http.Request, pr progre
 		return internalError(err)
 	}
 	p.worker.Kick()
+	return nil
+}
+
+// signOutOthers ends every session of the signed-in user through the host
+// and keeps this browser signed in (through the [SessionRaiser], when the
+// host has one). It needs no step-up: it only takes access away.
+func (p *Plugin) signOutOthers(w http.ResponseWriter, r *http.Request, sess Session) error {
+	ctx := r.Context()
+	if p.revoker == nil {
+		return errNotFound
+	}
+	outcome := "ok"
+	if err := p.revoker.RevokeSessions(ctx, sess.UserID); err != nil {
+		p.log.ErrorContext(ctx, "sspr: sign out other sessions failed", slog.String("user", sess.UserID), slog.Any("err", err))
+		outcome = "failed"
+	}
+	if err := p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+		return p.audit(ctx, tx, r, "sessions.revoke", "", sess.UserID, outcome, "other sessions, asked by the user")
+	}); err != nil {
+		return internalError(err)
+	}
+	if outcome != "ok" {
+		return internalError(errors.New("sspr: revoke sessions failed"))
+	}
+	if raiser, ok := p.s.Sessions.(SessionRaiser); ok {
+		if err := raiser.RaiseSession(w, r, sess); err != nil {
+			p.log.ErrorContext(ctx, "sspr: keep this browser signed in", slog.Any("err", err))
+		}
+	}
+	p.redirect(w, "/account/security", url.Values{"done": {"signedout"}})
 	return nil
 }

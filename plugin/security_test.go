@@ -206,3 +206,36 @@ func TestSecurityChangesNeedFreshStepUpAndCSRF(t *testing.T) {
 		t.Fatalf("anonymous: %d", p.Status)
 	}
 }
+
+// TestSignOutEverywhereElse (ASVS V7.4.3): the security-info page offers to
+// end the user's other sessions, first thing after a change of a method;
+// the POST needs CSRF, revokes through the host, keeps this browser signed
+// in and is audited.
+func TestSignOutEverywhereElse(t *testing.T) {
+	h := securityHarness(t)
+	b := plugintest.NewBrowser(t)
+	b.Get(h.srv.URL + "/test-login?stale=1")
+	page := b.Get(h.base + "/account/security")
+	if !strings.Contains(sectionText(page, "sessions"), "Sign out everywhere else") {
+		t.Fatalf("no offer to sign out elsewhere: %s", page.Text())
+	}
+	after := b.Get(h.base + "/account/security?done=removed")
+	if !strings.Contains(sectionText(after, "sessions"), "You changed how you prove it's you") {
+		t.Fatalf("after a change: %s", sectionText(after, "sessions"))
+	}
+	// Without a CSRF token nothing happens.
+	if p := b.Post(h.base+"/account/security/signout-others", nil); p.Status != http.StatusForbidden || h.dir.revocations("u-alice") != 0 {
+		t.Fatalf("POST without CSRF: %d, revocations %d", p.Status, h.dir.revocations("u-alice"))
+	}
+	done := b.Submit(page, "/recovery/account/security/signout-others", nil)
+	if done.Status != http.StatusSeeOther || h.dir.revocations("u-alice") != 1 {
+		t.Fatalf("sign out elsewhere: %d, revocations %d", done.Status, h.dir.revocations("u-alice"))
+	}
+	back := b.Follow(done)
+	if back.Status != http.StatusOK || !strings.Contains(back.Text(), "You were signed out everywhere except here") {
+		t.Fatalf("this browser after signing out the others: %d %s", back.Status, back.Text())
+	}
+	if evs := h.audit("sessions.revoke"); len(evs) != 1 || evs[0].Outcome != "ok" || !strings.Contains(evs[0].Detail, "other sessions") {
+		t.Fatalf("audit: %+v", evs)
+	}
+}

@@ -64,6 +64,20 @@ type PolicyConfig struct {
 	// Blocklist holds the banned common passwords. Default: the embedded
 	// list, [DefaultBlocklist]; a list given here must not be empty.
 	Blocklist *Blocklist
+
+	// Breach tells whether a password has appeared in a data breach, for
+	// [Policy.CheckBreached]; [PwnedRange] asks the Have I Been Pwned range
+	// API with k-anonymity. It must be safe for concurrent use. Default:
+	// nil, no breach check (nothing leaves the process unless a checker is
+	// set here).
+	Breach BreachChecker
+
+	// BreachFailOpen accepts a password when the Breach checker fails (an
+	// outage, a timeout, a malformed answer); [Policy.CheckBreached] then
+	// returns an error wrapping [ErrBreachCheckSkipped] for the caller to
+	// log. Default: false, fail closed: no password is accepted while the
+	// check fails. Setting it without Breach is an error.
+	BreachFailOpen bool
 }
 
 // Policy decides whether a new password is acceptable. Create it with
@@ -74,6 +88,8 @@ type Policy struct {
 	maxLength             int
 	historySize           int
 	blocklist             *Blocklist
+	breach                BreachChecker
+	breachFailOpen        bool
 }
 
 // Input is a candidate password with what the policy needs to know about
@@ -93,7 +109,8 @@ type Input struct {
 // Problem is one reason a password was refused.
 type Problem struct {
 	// Rule is a stable identifier: [RuleTooShort], [RuleTooLong],
-	// [RuleCommon] or [RuleIdentifier].
+	// [RuleCommon] or [RuleIdentifier] from [Policy.Check], or
+	// [RuleBreached] from [Policy.CheckBreached].
 	Rule string
 	// Message is a plain sentence to show the user, such as "Use at least
 	// 15 characters.". It never contains the password.
@@ -117,6 +134,8 @@ func NewPolicy(cfg PolicyConfig) (*Policy, error) {
 		maxLength:             cfg.MaxLength,
 		historySize:           cfg.HistorySize,
 		blocklist:             cfg.Blocklist,
+		breach:                cfg.Breach,
+		breachFailOpen:        cfg.BreachFailOpen,
 	}
 
 	switch {
@@ -162,6 +181,10 @@ func NewPolicy(cfg PolicyConfig) (*Policy, error) {
 		errs = append(errs, configError("Blocklist", "must not be empty"))
 	}
 
+	if p.breachFailOpen && p.breach == nil {
+		errs = append(errs, configError("BreachFailOpen", "needs a Breach checker"))
+	}
+
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -188,7 +211,8 @@ func (p *Policy) Blocklist() *Blocklist { return p.blocklist }
 
 // Check returns every problem with in.Password, in the order length,
 // common, identifier, or nil when the password is acceptable. It does no
-// hashing: password history and breach checks are separate steps. Length is
+// hashing and no I/O: password history and the breach check
+// ([Policy.CheckBreached]) are separate steps. Length is
 // counted in Unicode code points after NFC normalisation, so "é" typed as
 // one or two code points counts once.
 func (p *Policy) Check(in Input) []Problem {
