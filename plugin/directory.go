@@ -88,3 +88,17 @@ type AdminLister interface {
 	// Admins returns every administrator.
 	Admins(ctx context.Context) ([]User, error)
 }
+
+// ErrWrongPassword is returned (possibly wrapped) by
+// [PasswordVerifier.VerifyPassword] for a password that is not the user's.
+var ErrWrongPassword = errors.New("sspr: wrong password")
+
+// PasswordVerifier is an optional [Directory] capability: it checks a
+// user's current password. With it, a signed-in password change asks for
+// the current password as well as a fresh step-up (ASVS V6.2.3); wrong
+// answers count against [Limits.FailuresPerAccount].
+type PasswordVerifier interface {
+	// VerifyPassword returns nil when password is the user's current
+	// password, and an error matching [ErrWrongPassword] when it is not.
+	VerifyPassword(ctx context.Context, userID, password string) error
+}

@@ -36,7 +36,8 @@
 //	POST /password      policy, history, set via the [Directory], revoke, notify, audit
 //	GET  /done          "your password was changed", with a link back to sign-in
 //	POST /verify/method switch to another of the user's methods (each begun once per journey)
-//	GET|POST /account/password   signed-in password change, after a fresh step-up
+//	GET|POST /account/password   signed-in password change, after a fresh step-up (and the
+//	                             current password, when the Directory is a [PasswordVerifier])
 //	GET  /account/security       security info: the user's phone numbers, apps, passkeys, codes, questions
 //	GET|POST /account/security/<flow>/add, POST …/remove   change them, after a fresh step-up
 //	GET  /stepup/callback        return from the provider after an OIDC step-up

@@ -197,6 +197,26 @@ type passwordPage struct {
 	ConfirmError string
 	MinLength    int
 	MaxLength    int
+	// Current asks for the current password (a signed-in change with a
+	// [PasswordVerifier]); CurrentError says what was wrong with it.
+	Current      bool
+	CurrentError string
+}
+
+// Focus names the field that gets the focus: the first one with an error,
+// else the first one.
+func (pp passwordPage) Focus() string {
+	switch {
+	case pp.CurrentError != "":
+		return "current"
+	case len(pp.Errors) > 0:
+		return "password"
+	case pp.ConfirmError != "":
+		return "confirm"
+	case pp.Current:
+		return "current"
+	}
+	return "password"
 }
 
 type donePage struct{ SignInURL string }

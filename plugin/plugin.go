@@ -53,6 +53,7 @@ type Plugin struct {
 	bound      []flows.Flow
 	redeemers  []flows.LinkRedeemer
 	revoker    SessionRevoker
+	verifier   PasswordVerifier
 	contacts   ContactLister
 	admins     AdminChecker
 	scripts    map[string][]byte
@@ -112,6 +113,7 @@ func New(cfg Config) (*Plugin, error) {
 		p.log.Warn("sspr: the Directory does not implement SessionRevoker: sessions survive a password reset")
 	}
 	p.contacts, _ = s.Directory.(ContactLister)
+	p.verifier, _ = s.Directory.(PasswordVerifier)
 	p.admins, _ = s.Directory.(AdminChecker)
 	if s.StepUp != nil {
 		p.stepUp = &stepUpClient{cfg: *s.StepUp}

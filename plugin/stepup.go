@@ -373,8 +373,16 @@ func (p *Plugin) accountPassword(w http.ResponseWriter, r *http.Request) error {
 	}
 	page := p.passwordPageData(pr)
 	page.Action, page.Heading = p.basePath+"/account/password", "password.change_heading"
+	page.Current = p.verifier != nil
 	if r.Method != http.MethodPost {
 		p.render(w, r, http.StatusOK, "password", binding, page)
+		return nil
+	}
+	if status, msg, err := p.checkCurrentPassword(r, sess.UserID); err != nil {
+		return err
+	} else if msg != "" {
+		page.CurrentError = msg
+		p.render(w, r, status, "password", binding, page)
 		return nil
 	}
 	pw := r.PostForm.Get("password")
@@ -458,4 +466,41 @@ func stepUpTarget(j store.Journey, fallback string) string {
 		return j.ReturnTo
 	}
 	return fallback
+}
+
+// checkCurrentPassword checks the form's "current" field through the
+// host's [PasswordVerifier], if it has one, and counts a wrong one against
+// the account's failure limit. It returns the status and message of a
+// refusal, or an empty message when the change may go on.
+func (p *Plugin) checkCurrentPassword(r *http.Request, userID string) (int, string, error) {
+	if p.verifier == nil {
+		return 0, "", nil
+	}
+	ctx := r.Context()
+	tr := p.tr(r)
+	key := p.limits.key("failures", "user:"+userID)
+	lim, err := p.limits.peek(ctx, p.s.Store, p.s.Limits.FailuresPerAccount, key, p.s.Now())
+	if err != nil {
+		return 0, "", internalError(err)
+	}
+	if lim.exceeded {
+		return http.StatusTooManyRequests, tr.Get("password.current_limited"), nil
+	}
+	err = p.verifier.VerifyPassword(ctx, userID, r.PostForm.Get("current"))
+	switch {
+	case err == nil:
+		return 0, "", nil
+	case !errors.Is(err, ErrWrongPassword):
+		return 0, "", internalError(fmt.Errorf("sspr: directory: verify password: %w", err))
+	}
+	err = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+		if _, err := p.limits.hit(ctx, tx, p.s.Limits.FailuresPerAccount, key, p.s.Now()); err != nil {
+			return err
+		}
+		return p.audit(ctx, tx, r, "password.change.signed-in", "", userID, "failed", "wrong current password")
+	})
+	if err != nil {
+		return 0, "", internalError(err)
+	}
+	return http.StatusBadRequest, tr.Get("password.current_wrong"), nil
 }

@@ -1,6 +1,8 @@
 package plugin_test
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gorilla/sessions"
+	"golang.org/x/net/html"
 
 	"github.com/sspr-go/sspr/plugin"
 	"github.com/sspr-go/sspr/plugin/plugintest"
@@ -172,4 +175,72 @@ func TestStepUpOfAnotherUserDoesNotCount(t *testing.T) {
 	if p := b.Get(h.base + "/account/password"); strings.Contains(p.Text(), "Change your password") {
 		t.Fatalf("carol used alice's step-up: %s", p.Text())
 	}
+}
+
+// verifyingDirectory also checks current passwords (PasswordVerifier).
+type verifyingDirectory struct {
+	*directory
+	current map[string]string
+}
+
+func (d verifyingDirectory) VerifyPassword(_ context.Context, id, pw string) error {
+	if cur, ok := d.current[id]; ok && cur == pw {
+		return nil
+	}
+	return fmt.Errorf("test directory: %w", plugin.ErrWrongPassword)
+}
+
+// TestChangePasswordAsksForTheCurrentOne (ASVS V6.2.3): with a
+// PasswordVerifier, the signed-in change asks for the current password as
+// well as the fresh step-up; a wrong one changes nothing, is audited and
+// counts against the account's failure limit.
+func TestChangePasswordAsksForTheCurrentOne(t *testing.T) {
+	gs := hostSession(t)
+	base := newDirectory()
+	dir := verifyingDirectory{directory: base, current: map[string]string{"u-alice": "old-and-trusted-passphrase"}}
+	h, _, _ := mfaHarness(t, func(c *plugin.Config) {
+		c.Sessions = gs
+		c.Directory = dir
+		c.Limits.FailuresPerAccount = plugin.Limit{N: 2, Window: time.Hour}
+	})
+	h.dir = base
+	h.mux.HandleFunc("/test-login", func(w http.ResponseWriter, r *http.Request) {
+		_ = gs.RaiseSession(w, r, plugin.Session{UserID: "u-alice", AuthTime: h.clock.Now().Add(-time.Minute), AMR: []string{"pwd", "otp", "mfa"}})
+	})
+	b := plugintest.NewBrowser(t)
+	b.Get(h.srv.URL + "/test-login")
+	page := b.Get(h.base + "/account/password")
+	current := page.Find(func(n *html.Node) bool { return plugintest.Attr(n, "id") == "current" })
+	if len(current) != 1 || plugintest.Attr(current[0], "autocomplete") != "current-password" || !hasAttr(current[0], "autofocus") {
+		t.Fatalf("no current-password field with focus: %s", page.Body)
+	}
+	for i := range 2 {
+		bad := b.Submit(page, "/recovery/account/password", map[string]string{"current": "guess", "password": newPassword, "confirm": newPassword})
+		if bad.Status != http.StatusBadRequest || !strings.Contains(bad.Text(), "That isn't your current password") || h.dir.password("u-alice") != "" {
+			t.Fatalf("wrong current password %d: %d %s", i, bad.Status, bad.Text())
+		}
+	}
+	// Over the account's failure limit even the right one waits.
+	if p := b.Submit(page, "/recovery/account/password", map[string]string{"current": "old-and-trusted-passphrase", "password": newPassword, "confirm": newPassword}); p.Status != http.StatusTooManyRequests || h.dir.password("u-alice") != "" {
+		t.Fatalf("over the failure limit: %d %s", p.Status, p.Text())
+	}
+	if evs := h.audit("password.change.signed-in"); len(evs) != 2 || evs[0].Outcome != "failed" {
+		t.Fatalf("audit: %+v", evs)
+	}
+	h.clock.Advance(2 * time.Hour)
+	b.Get(h.srv.URL + "/test-login")
+	page = b.Get(h.base + "/account/password")
+	ok := b.Submit(page, "/recovery/account/password", map[string]string{"current": "old-and-trusted-passphrase", "password": newPassword, "confirm": newPassword})
+	if ok.Status != http.StatusOK || h.dir.password("u-alice") != newPassword {
+		t.Fatalf("right current password: %d %s", ok.Status, ok.Text())
+	}
+}
+
+func hasAttr(n *html.Node, key string) bool {
+	for _, a := range n.Attr {
+		if a.Key == key {
+			return true
+		}
+	}
+	return false
 }

@@ -313,6 +313,7 @@ func TestJourneyChangePasswordAfterStepUp(t *testing.T) {
 	b.stepUp("/recovery/account/password", "Enter a code from your authenticator app")
 	b.typeCode(s.totpCode(t))
 	b.page("change-password", "/recovery/account/password", "Change your password")
+	b.fill("#current", server.BobPassword) // asked for as well (ASVS V6.2.3)
 	b.choosePassword("scaffold-and-crane-12")
 	b.page("changed", "/recovery/account/password", "Your password was changed")
 	b.click(mainButton) // Back to your account: still signed in

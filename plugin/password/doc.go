@@ -46,6 +46,48 @@
 // breached-password checks need hashing or the network and are separate
 // steps; [Policy.HistorySize] tells how many previous passwords to keep.
 //
+// # Breached passwords
+//
+// [PolicyConfig.Breach] takes a [BreachChecker], which tells whether a
+// password has appeared in a data breach; nil (the default) checks nothing.
+// [PwnedRange] asks the Have I Been Pwned Pwned Passwords "range" API, or a
+// compatible service or mirror, with k-anonymity: it computes the SHA-1 of
+// the password and sends only its first 5 hex characters
+// (GET https://api.pwnedpasswords.com/range/5BAA6). The service answers
+// with the other 35 characters of every breached hash that starts so, each
+// with how often it was seen, and the match is made in the process: neither
+// the password nor its full hash ever leaves it. The request asks for
+// padding ("Add-Padding: true"): the service fills every answer with fake
+// entries of count 0, which are ignored, to 800-1,000 lines, so the answers
+// have about the same size whatever the prefix and an observer of the
+// encrypted traffic cannot tell the prefix from their size.
+//
+//	pwned, err := password.NewPwnedRange(password.PwnedRangeConfig{})
+//	policy, err := password.NewPolicy(password.PolicyConfig{Breach: pwned})
+//
+// [Policy.CheckBreached] runs the check; call it once [Policy.Check] has
+// accepted the password and before the history check. It returns a
+// [Problem] with Rule "breached" when the password was found, or nil:
+//
+//	prob, err := policy.CheckBreached(ctx, pw)
+//	switch {
+//	case errors.Is(err, password.ErrBreachCheckSkipped):
+//		logger.WarnContext(ctx, "breach check skipped", "err", err) // fail-open: go on
+//	case err != nil:
+//		return err // fail-closed: ErrBreachCheckFailed, "try again later"
+//	case prob != nil:
+//		// refuse the password; prob.Message tells why
+//	}
+//
+// A checker that cannot tell (the service is down, slow, rate-limits or
+// answers nonsense) returns an error, never "not breached". What happens
+// then is a setting: by default the policy fails closed, and no password is
+// accepted until the check works again ([ErrBreachCheckFailed]); with
+// [PolicyConfig.BreachFailOpen] it fails open, and the password is accepted
+// without the check ([ErrBreachCheckSkipped], for the caller to log). The
+// other rules still apply in both cases. A request whose context has ended
+// always fails closed.
+//
 // # The common-password list
 //
 // [DefaultBlocklist] decompresses the embedded list: the 49,233 passwords of

@@ -39,8 +39,9 @@ type Directory struct {
 }
 
 var (
-	_ plugin.Directory      = (*Directory)(nil)
-	_ plugin.SessionRevoker = (*Directory)(nil)
+	_ plugin.Directory        = (*Directory)(nil)
+	_ plugin.SessionRevoker   = (*Directory)(nil)
+	_ plugin.PasswordVerifier = (*Directory)(nil)
 )
 
 const schema = `
@@ -258,4 +259,25 @@ func (d *Directory) seed(ctx context.Context, u plugin.User, password string, cr
 		return false, fmt.Errorf("server: seed %q: %w", u.ID, err)
 	}
 	return true, nil
+}
+
+// VerifyPassword implements plugin.PasswordVerifier: sspr's signed-in
+// password change asks for the current password too.
+func (d *Directory) VerifyPassword(ctx context.Context, id, password string) error {
+	var hash string
+	err := d.db.QueryRowContext(ctx, `SELECT password_hash FROM users WHERE id = ?`, id).Scan(&hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("server: verify password of %q: %w", id, plugin.ErrUserNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("server: verify password: %w", err)
+	}
+	ok, err := d.hasher.Verify(ctx, password, hash)
+	if err != nil {
+		return fmt.Errorf("server: verify password: %w", err)
+	}
+	if !ok {
+		return plugin.ErrWrongPassword
+	}
+	return nil
 }

@@ -150,7 +150,11 @@ func TestEndToEndOIDCStepUp(t *testing.T) {
 			t.Fatalf("after the step-up: %s (%d)\n%s", res.resp.Request.URL, res.resp.StatusCode, res.body)
 		}
 		const newPassword = "scaffold-and-crane-12"
-		done := submit(t, c, f.issuer, res, url.Values{"password": {newPassword}, "confirm": {newPassword}})
+		// The current password is asked for too (the directory verifies it).
+		if wrong := submit(t, c, f.issuer, res, url.Values{"current": {"not-my-password"}, "password": {newPassword}, "confirm": {newPassword}}); !strings.Contains(wrong.body, "That isn&#39;t your current password") {
+			t.Fatalf("wrong current password:\n%s", wrong.body)
+		}
+		done := submit(t, c, f.issuer, res, url.Values{"current": {server.BobPassword}, "password": {newPassword}, "confirm": {newPassword}})
 		if !strings.Contains(done.body, "Your password was changed") {
 			t.Fatalf("change:\n%s", done.body)
 		}
@@ -275,7 +279,7 @@ func TestEndToEndInProcessStepUp(t *testing.T) {
 		t.Fatalf("ID token from the raised session: amr %v auth_time %v (now %v)", cl.AMR, time.Unix(cl.AuthTime, 0), clk.Now())
 	}
 	const newPassword = "spirit-level-and-plumb"
-	done := submit(t, c, f.issuer, form, url.Values{"password": {newPassword}, "confirm": {newPassword}})
+	done := submit(t, c, f.issuer, form, url.Values{"current": {server.BobPassword}, "password": {newPassword}, "confirm": {newPassword}})
 	if !strings.Contains(done.body, "Your password was changed") {
 		t.Fatalf("change:\n%s", done.body)
 	}
