@@ -35,7 +35,8 @@ const tokenBytes = 32
 // Config configures the email flow. Zero fields take their defaults.
 type Config struct {
 	// CodeTTL is how long a link and code stay valid. Default: 10 minutes;
-	// between 1 and 60 minutes.
+	// between 1 and 10 minutes (ASVS V6.5.5: out-of-band codes live at
+	// most 10 minutes).
 	CodeTTL time.Duration
 	// CodeLength is the number of digits of the code. Default: 8; between
 	// 6 and 10.

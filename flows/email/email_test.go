@@ -239,7 +239,7 @@ func TestNormalizeCodeAndMask(t *testing.T) {
 
 func TestConfig(t *testing.T) {
 	_, err := email.New(email.Config{CodeTTL: time.Second, CodeLength: 4, MaxAttempts: 50, MaxResends: -1})
-	want := "email: config: field 'CodeTTL': must be between 1m and 1h\n" +
+	want := "email: config: field 'CodeTTL': must be between 1m and 10m (ASVS V6.5.5)\n" +
 		"email: config: field 'CodeLength': must be between 6 and 10\n" +
 		"email: config: field 'MaxAttempts': must be between 1 and 10\n" +
 		"email: config: field 'MaxResends': must be between 0 and 10"

@@ -54,7 +54,7 @@ type Config struct {
 	// so every number must start with + and its country code.
 	DefaultRegion string
 	// CodeTTL is how long a code stays valid. Default: 10 minutes;
-	// between 1 and 60 minutes.
+	// between 1 and 10 minutes (ASVS V6.5.5).
 	CodeTTL time.Duration
 	// CodeLength is the number of digits of a code. Default: 8; between
 	// 6 and 10.

@@ -156,7 +156,7 @@ func TestConfig(t *testing.T) {
 			"sms: config: field 'Store': required\n" +
 				"sms: config: field 'Keys': seal: key 0: must be 32 bytes, got 16\n" +
 				"sms: config: field 'DefaultRegion': must be an ISO 3166 region such as \"DE\"\n" +
-				"sms: config: field 'CodeTTL': must be between 1m and 1h\n" +
+				"sms: config: field 'CodeTTL': must be between 1m and 10m (ASVS V6.5.5)\n" +
 				"sms: config: field 'CodeLength': must be between 6 and 10\n" +
 				"sms: config: field 'MaxAttempts': must be between 1 and 10\n" +
 				"sms: config: field 'MaxResends': must be between 0 and 10\n" +

@@ -77,8 +77,8 @@ func (s *Settings) Check(prefix string) []error {
 	}
 	if s.TTL == 0 {
 		s.TTL = DefaultTTL
-	} else if s.TTL < time.Minute || s.TTL > time.Hour {
-		bad("CodeTTL", "between 1m and 1h")
+	} else if s.TTL < time.Minute || s.TTL > 10*time.Minute {
+		bad("CodeTTL", "between 1m and 10m (ASVS V6.5.5)")
 	}
 	if s.Length == 0 {
 		s.Length = DefaultLength
