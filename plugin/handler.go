@@ -1268,6 +1268,8 @@ func (p *Plugin) problemText(tr T, prob password.Problem, hasMFA bool) string {
 		return tr.Get("password.common")
 	case password.RuleIdentifier:
 		return tr.Get("password.identifier")
+	case password.RuleBreached:
+		return tr.Get("password.breached")
 	}
 	return prob.Message
 }
@@ -1294,6 +1296,20 @@ func (p *Plugin) vetPassword(ctx context.Context, tr T, pr progress, pw, confirm
 		page.ConfirmError = tr.Get("password.mismatch")
 	}
 	if page.Errors != nil || page.ConfirmError != "" {
+		return vetted{}, &page, nil
+	}
+	// Breached passwords (Password.Breach): after the local rules, so a
+	// refused password is sent nowhere, and before argon2id.
+	prob, err := p.policy.CheckBreached(ctx, pw)
+	switch {
+	case errors.Is(err, password.ErrBreachCheckSkipped):
+		p.log.WarnContext(ctx, "sspr: breached-password check skipped (fail-open)", slog.Any("err", err))
+	case err != nil:
+		page.Errors = []string{tr.Get("password.breach_unavailable")}
+		p.log.ErrorContext(ctx, "sspr: breached-password check failed; the password was refused (fail-closed)", slog.Any("err", err))
+		return vetted{}, &page, nil
+	case prob != nil:
+		page.Errors = []string{p.problemText(tr, *prob, pr.hasMFA)}
 		return vetted{}, &page, nil
 	}
 	// One argon2id computation checks the whole history (shared salt) and

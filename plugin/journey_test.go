@@ -2,6 +2,8 @@ package plugin_test
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -10,12 +12,14 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/net/html"
 
 	"github.com/sspr-go/sspr/plugin"
+	"github.com/sspr-go/sspr/plugin/password"
 	"github.com/sspr-go/sspr/plugin/plugintest"
 )
 
@@ -669,5 +673,48 @@ func TestVerifiesPerIPLimit(t *testing.T) {
 	ok := b.Submit(check, "/recovery/verify", map[string]string{"code": code})
 	if ok.Status != http.StatusSeeOther || ok.Header.Get("Location") != "/recovery/password" {
 		t.Fatalf("right code after the window: %d %q %s", ok.Status, ok.Header.Get("Location"), ok.Text())
+	}
+}
+
+// TestBreachedPasswordRefused: with a breach checker (Password.Breach) a
+// breached password is refused with its reason; a checker that fails
+// refuses too (fail-closed) unless BreachFailOpen; a password the local
+// rules refuse is never sent to the checker.
+func TestBreachedPasswordRefused(t *testing.T) {
+	var asked atomic.Int32
+	var fail atomic.Bool
+	checker := password.BreachCheckerFunc(func(_ context.Context, pw string) (bool, error) {
+		asked.Add(1)
+		if fail.Load() {
+			return false, errors.New("range API down")
+		}
+		return pw == "correct horse battery staple", nil
+	})
+	run := func(failOpen bool) (*harness, *plugintest.Browser, *plugintest.Page) {
+		h := newHarness(t, func(c *plugin.Config) {
+			c.Password.Breach = checker
+			c.Password.BreachFailOpen = failOpen
+		})
+		b := plugintest.NewBrowser(t)
+		return h, b, b.Follow(h.emailStep(b, "alice", "alice@example.com"))
+	}
+	h, b, pw := run(false)
+	short := b.Submit(pw, "/recovery/password", map[string]string{"password": "short", "confirm": "short"})
+	if short.Status != http.StatusBadRequest || asked.Load() != 0 {
+		t.Fatalf("too short: %d, checker asked %d times", short.Status, asked.Load())
+	}
+	bad := b.Submit(pw, "/recovery/password", map[string]string{"password": "correct horse battery staple", "confirm": "correct horse battery staple"})
+	if bad.Status != http.StatusBadRequest || !strings.Contains(bad.Text(), "appeared in a data breach") || h.dir.password("u-alice") != "" {
+		t.Fatalf("breached password: %d %s", bad.Status, bad.Text())
+	}
+	fail.Store(true)
+	down := b.Submit(pw, "/recovery/password", map[string]string{"password": newPassword, "confirm": newPassword})
+	if down.Status != http.StatusBadRequest || !strings.Contains(down.Text(), "can't check new passwords") || h.dir.password("u-alice") != "" {
+		t.Fatalf("checker down, fail-closed: %d %s", down.Status, down.Text())
+	}
+	h, b, pw = run(true)
+	ok := b.Submit(pw, "/recovery/password", map[string]string{"password": newPassword, "confirm": newPassword})
+	if ok.Status != http.StatusSeeOther || h.dir.password("u-alice") != newPassword {
+		t.Fatalf("checker down, fail-open: %d %s", ok.Status, ok.Text())
 	}
 }

@@ -552,6 +552,10 @@ func TestOIDCStepUpRefusesBadTokens(t *testing.T) {
 			op: func(t *testing.T, op *fakeOP) {
 				op.edit = func(cl map[string]any) { cl["amr"] = []string{"pwd"}; cl["acr"] = "" }
 			}},
+		{name: "amr a string, not a list", reason: "ID token claims not readable",
+			op: func(t *testing.T, op *fakeOP) {
+				op.edit = func(cl map[string]any) { cl["amr"] = "otp" }
+			}},
 		{name: "token response without id_token", reason: "no ID token",
 			op: func(t *testing.T, op *fakeOP) { op.noIDToken = true }},
 	}
@@ -595,6 +599,8 @@ func TestOIDCStepUpRefusesBadCallbacks(t *testing.T) {
 			}},
 		{name: "error with a code", reason: "provider error login_required",
 			query: func(q url.Values) { q.Set("error", "login_required") }},
+		{name: "long error, truncated in the audit", reason: "provider error " + strings.Repeat("x", 64),
+			query: func(q url.Values) { q.Set("error", strings.Repeat("x", 1000)) }},
 		{name: "no code", reason: "no code",
 			query: func(q url.Values) { q.Del("code") }},
 		{name: "empty code", reason: "no code",
@@ -733,13 +739,17 @@ func TestOIDCStepUpCallbackBinding(t *testing.T) {
 
 	t.Run("browser without a step-up journey", func(t *testing.T) {
 		// The callback opened in a browser that never started a step-up
-		// (signed in as alice or not at all): no journey, so the page that
-		// says it has ended; nothing is redeemed and a's step-up is
-		// unharmed.
+		// (not signed in, signed in as alice, or in a password-reset
+		// journey): no step-up journey, so the page that says it has
+		// ended; nothing is redeemed and a's step-up is unharmed.
 		e := newOIDCEnv(t)
 		a := e.browser(t)
 		cbA := e.authorize(t, a)
-		for _, c := range []*plugintest.Browser{plugintest.NewBrowser(t), e.browser(t)} {
+		inReset := plugintest.NewBrowser(t)
+		if p := e.h.start(inReset, "alice"); p.Status != http.StatusSeeOther {
+			t.Fatalf("start a reset: %d", p.Status)
+		}
+		for _, c := range []*plugintest.Browser{plugintest.NewBrowser(t), e.browser(t), inReset} {
 			res := c.Get(cbA.String())
 			if res.Status >= 300 || strings.Contains(res.Text(), "Change your password") || !strings.Contains(res.Text(), "session has ended") {
 				t.Fatalf("callback in another browser: %d %s", res.Status, res.Text())

@@ -2,6 +2,7 @@ package password_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 
@@ -58,4 +59,36 @@ func ExampleHasher() {
 	// true <nil>
 	// false <nil>
 	// argon2id$v=19$m=19456,t=2,p=1$32
+}
+
+func ExamplePolicy_CheckBreached() {
+	ctx := context.Background()
+	// A real host uses password.NewPwnedRange(password.PwnedRangeConfig{});
+	// this stand-in knows one breached password and needs no network.
+	checker := password.BreachCheckerFunc(func(ctx context.Context, pw string) (bool, error) {
+		return pw == "Tr0ub4dor&3-horse-battery", nil
+	})
+	policy, err := password.NewPolicy(password.PolicyConfig{
+		Blocklist: password.NewBlocklist([]string{"letmein"}),
+		Breach:    checker,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, pw := range []string{"Tr0ub4dor&3-horse-battery", "correct-horse-battery-staple-42"} {
+		prob, err := policy.CheckBreached(ctx, pw)
+		switch {
+		case errors.Is(err, password.ErrBreachCheckSkipped):
+			fmt.Println("check skipped (fail-open); log it and go on")
+		case err != nil:
+			fmt.Println("check failed (fail-closed); try again later")
+		case prob != nil:
+			fmt.Printf("%s: %s: %s\n", pw, prob.Rule, prob.Message)
+		default:
+			fmt.Printf("%s: accepted\n", pw)
+		}
+	}
+	// Output:
+	// Tr0ub4dor&3-horse-battery: breached: This password has appeared in a data breach, so attackers may try it. Choose a different one.
+	// correct-horse-battery-staple-42: accepted
 }

@@ -137,7 +137,7 @@ func NewPwnedRange(cfg PwnedRangeConfig) (*PwnedRange, error) {
 	return r, nil
 }
 
-// checkPwnedBaseURL returns what is wrong with the base URL u, or "".
+// checkPwnedBaseURL returns what is wrong with the base URL raw, or "".
 func checkPwnedBaseURL(raw string) string {
 	u, err := url.Parse(raw)
 	switch {

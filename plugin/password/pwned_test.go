@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Passwords the test range server knows, with how often each was "seen".
@@ -335,6 +337,24 @@ func TestPwnedRangeErrors(t *testing.T) {
 			assertNoSecret(t, "error", err.Error(), pwRare, true)
 		})
 	}
+}
+
+// TestPwnedRangeClientTimeout checks that a server that never answers
+// ends in an error once the client's timeout passes.
+func TestPwnedRangeClientTimeout(t *testing.T) {
+	srv := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // hang until the client gives up
+	})
+	r := mustPwnedRange(t, PwnedRangeConfig{BaseURL: srv.URL, Client: &http.Client{Timeout: 50 * time.Millisecond}})
+	got, err := r.Breached(t.Context(), pwRare)
+	if err == nil || got {
+		t.Fatalf("Breached = %v, %v; want false and a timeout", got, err)
+	}
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Errorf("error %v is not a timeout", err)
+	}
+	assertNoSecret(t, "error", err.Error(), pwRare, true)
 }
 
 func TestPwnedRangeConcurrent(t *testing.T) {
