@@ -534,6 +534,21 @@ func TestOIDCStepUpRefusesBadTokens(t *testing.T) {
 			op: func(t *testing.T, op *fakeOP) {
 				op.edit = func(cl map[string]any) { cl["auth_time"] = cl["auth_time"].(int64) - 61 }
 			}},
+		{name: "auth_time in the future", reason: "ID token from the future",
+			op: func(t *testing.T, op *fakeOP) {
+				op.edit = func(cl map[string]any) { cl["auth_time"] = cl["auth_time"].(int64) + 3600 }
+			}},
+		{name: "issued in the future", reason: "ID token from the future",
+			op: func(t *testing.T, op *fakeOP) {
+				op.edit = func(cl map[string]any) { cl["iat"] = cl["iat"].(int64) + 3600; cl["exp"] = cl["iat"].(int64) + 600 }
+			}},
+		{name: "several audiences, azp another client", reason: "ID token issued to another client",
+			op: func(t *testing.T, op *fakeOP) {
+				op.edit = func(cl map[string]any) {
+					cl["aud"] = []string{cl["aud"].([]string)[0], "another-client"}
+					cl["azp"] = "another-client"
+				}
+			}},
 		{name: "no amr and no acr for a user with MFA", reason: "no second factor",
 			op: func(t *testing.T, op *fakeOP) {
 				op.edit = func(cl map[string]any) { delete(cl, "amr") }

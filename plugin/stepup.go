@@ -87,6 +87,7 @@ type stepUpClaims struct {
 	AuthTime int64    `json:"auth_time"`
 	AMR      []string `json:"amr"`
 	ACR      string   `json:"acr"`
+	AZP      string   `json:"azp"`
 }
 
 const oidcFlowID = "oidc"
@@ -324,9 +325,16 @@ func (p *Plugin) checkStepUpToken(ctx context.Context, j store.Journey, st stepU
 		return "", err
 	}
 	skew := p.stepUp.cfg.ClockSkew
+	now := p.s.Now()
 	switch {
 	case idt.Nonce == "" || idt.Nonce != st.Nonce:
 		return "nonce mismatch", nil
+	case len(idt.Audience) > 1 && cl.AZP != p.stepUp.cfg.ClientID:
+		// OpenID Connect Core 3.1.3.7: with several audiences, azp names
+		// the client the token was issued to.
+		return "ID token issued to another client", nil
+	case idt.IssuedAt.After(now.Add(skew)) || time.Unix(cl.AuthTime, 0).After(now.Add(skew)):
+		return "ID token from the future", nil
 	case idt.Subject != j.UserID:
 		return "ID token of another user", nil
 	case cl.AuthTime == 0 || time.Unix(cl.AuthTime, 0).Before(st.Started.Add(-skew)):
