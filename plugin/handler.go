@@ -1270,6 +1270,8 @@ func (p *Plugin) problemText(tr T, prob password.Problem, hasMFA bool) string {
 		return tr.Get("password.identifier")
 	case password.RuleBreached:
 		return tr.Get("password.breached")
+	case password.RuleContext:
+		return tr.Get("password.context")
 	}
 	return prob.Message
 }

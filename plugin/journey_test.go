@@ -718,3 +718,15 @@ func TestBreachedPasswordRefused(t *testing.T) {
 		t.Fatalf("checker down, fail-open: %d %s", ok.Status, ok.Text())
 	}
 }
+
+// TestProductNameIsAContextWord: a password with the product's name in it
+// is refused (ASVS V6.2.11).
+func TestProductNameIsAContextWord(t *testing.T) {
+	h := newHarness(t, func(c *plugin.Config) { c.ProductName = "Wonderland Bank" })
+	b := plugintest.NewBrowser(t)
+	pw := b.Follow(h.emailStep(b, "alice", "alice@example.com"))
+	bad := b.Submit(pw, "/recovery/password", map[string]string{"password": "my-w0nderland-savings-forever", "confirm": "my-w0nderland-savings-forever"})
+	if bad.Status != http.StatusBadRequest || !strings.Contains(bad.Text(), "name of this service or company") || h.dir.password("u-alice") != "" {
+		t.Fatalf("product name in the password: %d %s", bad.Status, bad.Text())
+	}
+}

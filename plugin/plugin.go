@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -83,7 +84,12 @@ func New(cfg Config) (*Plugin, error) {
 	if p.msgs, err = loadCatalogs(files); err != nil {
 		errs = append(errs, fmt.Errorf("sspr: config: field 'Templates': %w", err))
 	}
-	if p.policy, err = password.NewPolicy(s.Password); err != nil {
+	pc := s.Password
+	if s.ProductName != DefaultProductName {
+		// The product's own name is a context word (ASVS V6.2.11).
+		pc.ContextWords = append(slices.Clone(pc.ContextWords), s.ProductName)
+	}
+	if p.policy, err = password.NewPolicy(pc); err != nil {
 		errs = append(errs, fmt.Errorf("sspr: config: field 'Password': %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {

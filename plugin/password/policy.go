@@ -36,6 +36,9 @@ const (
 	RuleTooLong    = "too_long"
 	RuleCommon     = "common"
 	RuleIdentifier = "identifier"
+	// RuleContext: the password contains a word of the service's context
+	// ([PolicyConfig.ContextWords]: the product, the company).
+	RuleContext = "context"
 )
 
 // PolicyConfig configures a [Policy]. The zero value takes every default.
@@ -60,6 +63,12 @@ type PolicyConfig struct {
 	// HistorySize is how many of the user's previous passwords may not be
 	// reused. Default: 5 (also when 0); must be between 1 and 24.
 	HistorySize int
+
+	// ContextWords are words of this service that a password may not
+	// contain (ASVS V6.2.11): the product's and the company's names, the
+	// domain. They are matched like the user's identifiers (case, common
+	// substitutions, words of 4 or more characters). Default: none.
+	ContextWords []string
 
 	// Blocklist holds the banned common passwords. Default: the embedded
 	// list, [DefaultBlocklist]; a list given here must not be empty.
@@ -90,6 +99,7 @@ type Policy struct {
 	blocklist             *Blocklist
 	breach                BreachChecker
 	breachFailOpen        bool
+	context               []string // tokens of ContextWords
 }
 
 // Input is a candidate password with what the policy needs to know about
@@ -136,6 +146,7 @@ func NewPolicy(cfg PolicyConfig) (*Policy, error) {
 		blocklist:             cfg.Blocklist,
 		breach:                cfg.Breach,
 		breachFailOpen:        cfg.BreachFailOpen,
+		context:               identifierTokens(cfg.ContextWords),
 	}
 
 	switch {
@@ -239,13 +250,22 @@ func (p *Policy) Check(in Input) []Problem {
 		})
 	}
 
-	if len(in.Identifiers) > 0 {
+	if len(in.Identifiers) > 0 || len(p.context) > 0 {
 		folded := fold(lower)
 		for _, tok := range identifierTokens(in.Identifiers) {
 			if strings.Contains(folded, tok) {
 				problems = append(problems, Problem{
 					Rule:    RuleIdentifier,
 					Message: "Don't use your username or email address in your password.",
+				})
+				break
+			}
+		}
+		for _, tok := range p.context {
+			if strings.Contains(folded, tok) {
+				problems = append(problems, Problem{
+					Rule:    RuleContext,
+					Message: "Don't use the name of this service or company in your password.",
 				})
 				break
 			}

@@ -257,3 +257,31 @@ func BenchmarkCheck(b *testing.B) {
 		})
 	}
 }
+
+// TestContextWords (ASVS V6.2.11): words of the service are refused like
+// the user's identifiers, substitutions and case included.
+func TestContextWords(t *testing.T) {
+	p, err := NewPolicy(PolicyConfig{ContextWords: []string{"Wonderland Bank", "wonderland-bank.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		pw   string
+		want bool
+	}{
+		{"my wonderland savings are safe", true},
+		{"W0nderl@nd and tea every day", true},
+		{"BANKING on a long passphrase here", true},
+		{"a long passphrase about tea cups", false},
+	} {
+		got := false
+		for _, prob := range p.Check(Input{Password: tc.pw, HasMFA: true}) {
+			if prob.Rule == RuleContext {
+				got = true
+			}
+		}
+		if got != tc.want {
+			t.Errorf("%q: context problem %v, want %v", tc.pw, got, tc.want)
+		}
+	}
+}
