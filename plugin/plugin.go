@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gorilla/securecookie"
 	"github.com/gorilla/sessions"
 
 	"github.com/sspr-go/sspr/flows"
@@ -137,6 +138,11 @@ func New(cfg Config) (*Plugin, error) {
 		SameSite: http.SameSiteLaxMode,
 	}
 	p.cookies.MaxAge(int(s.JourneyTTL / time.Second))
+	for _, c := range p.cookies.Codecs {
+		if sc, ok := c.(*securecookie.SecureCookie); ok {
+			sc.SetSerializer(journeyIDSerializer{})
+		}
+	}
 
 	p.limits = limiter{keys: p.keys, disabled: s.InsecureDisableRateLimits}
 	p.worker, err = notify.NewWorker(notify.WorkerConfig{
@@ -475,4 +481,32 @@ func containsFold(list []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// journeyIDSerializer encodes the journey cookie's only value, the
+// journey ID, as its bytes, instead of gob (securecookie's default), which
+// cost 5 % of a reset start's CPU. It refuses anything else.
+type journeyIDSerializer struct{}
+
+// Serialize implements securecookie.Serializer.
+func (journeyIDSerializer) Serialize(src any) ([]byte, error) {
+	m, ok := src.(map[any]any)
+	if !ok {
+		return nil, errors.New("sspr: cookie: not a session's values")
+	}
+	id, ok := m["id"].(string)
+	if !ok || len(m) != 1 {
+		return nil, errors.New("sspr: cookie: only a journey ID is stored")
+	}
+	return []byte(id), nil
+}
+
+// Deserialize implements securecookie.Serializer.
+func (journeyIDSerializer) Deserialize(src []byte, dst any) error {
+	m, ok := dst.(*map[any]any)
+	if !ok {
+		return errors.New("sspr: cookie: not a session's values")
+	}
+	*m = map[any]any{"id": string(src)}
+	return nil
 }
