@@ -187,21 +187,8 @@ func (s *Server) totpSubmit(w http.ResponseWriter, r *http.Request) {
 		s.expiredRequest(w, r)
 		return
 	}
-	limited, err := s.mfaLimited(ctx, userID)
-	if err != nil {
-		s.oidc.refundCodeAttempt(id)
-		s.internalError(w, r, "second-factor limit", err, id)
-		return
-	}
-	if limited {
-		s.oidc.refundCodeAttempt(id)
-		s.logger.WarnContext(ctx, "second factor refused: too many wrong codes for the account",
-			slog.String("user", userID), slog.String("remote", r.RemoteAddr))
-		s.renderError(w, r, http.StatusTooManyRequests, errorPage{
-			Title:   "Too many wrong codes",
-			Message: "Too many wrong codes were entered for this account recently. For your security, wait an hour before you try again.",
-			Next:    &link{URL: "/", Label: "Go to the home page"},
-		})
+	if s.refusedByMFALimit(w, r, id, userID, "Too many wrong codes",
+		"Too many wrong codes were entered for this account recently.") {
 		return
 	}
 
@@ -278,6 +265,32 @@ func (s *Server) mfaLimitKey(userID string) string {
 
 // mfaLimited reports whether one more wrong code would exceed
 // mfaFailuresPerAccount.
+// refusedByMFALimit answers a second-factor attempt of userID in sign-in
+// id when the account's failure limit is reached (or cannot be read): it
+// gives the attempt back to the sign-in, logs, shows the page and returns
+// true. Otherwise it returns false and the attempt goes on.
+func (s *Server) refusedByMFALimit(w http.ResponseWriter, r *http.Request, id, userID, title, message string) bool {
+	ctx := r.Context()
+	limited, err := s.mfaLimited(ctx, userID)
+	if err != nil {
+		s.oidc.refundCodeAttempt(id)
+		s.internalError(w, r, "second-factor limit", err, id)
+		return true
+	}
+	if !limited {
+		return false
+	}
+	s.oidc.refundCodeAttempt(id)
+	s.logger.WarnContext(ctx, "second factor refused: too many failures for the account",
+		slog.String("user", userID), slog.String("remote", r.RemoteAddr))
+	s.renderError(w, r, http.StatusTooManyRequests, errorPage{
+		Title:   title,
+		Message: message + " For your security, wait an hour before you try again.",
+		Next:    &link{URL: "/", Label: "Go to the home page"},
+	})
+	return true
+}
+
 func (s *Server) mfaLimited(ctx context.Context, userID string) (bool, error) {
 	now := s.now()
 	start := now.Truncate(mfaFailureWindow)

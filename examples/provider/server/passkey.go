@@ -200,21 +200,8 @@ func (s *Server) passkeySubmit(w http.ResponseWriter, r *http.Request) {
 		s.expiredRequest(w, r)
 		return
 	}
-	limited, err := s.mfaLimited(ctx, userID)
-	if err != nil {
-		s.oidc.refundCodeAttempt(id)
-		s.internalError(w, r, "second-factor limit", err, id)
-		return
-	}
-	if limited {
-		s.oidc.refundCodeAttempt(id)
-		s.logger.WarnContext(ctx, "second factor refused: too many failures for the account",
-			slog.String("user", userID), slog.String("remote", r.RemoteAddr))
-		s.renderError(w, r, http.StatusTooManyRequests, errorPage{
-			Title:   "Too many failed attempts",
-			Message: "Too many wrong codes or passkey attempts were made for this account recently. For your security, wait an hour before you try again.",
-			Next:    &link{URL: "/", Label: "Go to the home page"},
-		})
+	if s.refusedByMFALimit(w, r, id, userID, "Too many failed attempts",
+		"Too many wrong codes or passkey attempts were made for this account recently.") {
 		return
 	}
 
