@@ -79,6 +79,11 @@ func (f *Flow) Kind() flows.Kind { return flows.KindChannel }
 // CodeLength returns the number of digits of a code.
 func (f *Flow) CodeLength() int { return f.cfg.CodeLength }
 
+// codes returns the flow's code settings.
+func (f *Flow) codes() otpcode.Settings {
+	return otpcode.Settings{TTL: f.cfg.CodeTTL, Length: f.cfg.CodeLength, MaxAttempts: f.cfg.MaxAttempts, MaxResends: f.cfg.MaxResends}
+}
+
 // CodeTTL returns how long a link and code stay valid.
 func (f *Flow) CodeTTL() time.Duration { return f.cfg.CodeTTL }
 
@@ -103,7 +108,8 @@ type ResetData struct {
 
 // Begin creates a challenge with a fresh link token and code and queues the
 // "reset" message in r.Tx. With r.Resend it replaces the secrets of the
-// journey's latest challenge instead, keeping its attempt counter. For a
+// journey's latest challenge instead, keeping its attempt counter (a used
+// or exhausted code gets no new one: the email would be for nothing). For a
 // decoy subject it does the same work and queues a message with no
 // recipient, which the outbox drops.
 func (f *Flow) Begin(ctx context.Context, r flows.BeginRequest) error {
@@ -118,31 +124,9 @@ func (f *Flow) Begin(ctx context.Context, r flows.BeginRequest) error {
 	now := r.Env.Now()
 	tokenHash := hashToken(token)
 	codeHash := r.Env.MAC("email code", []byte(r.JourneyID), []byte(code))
-	ref := r.Option.Ref
-	if r.Resend {
-		c, err := r.Tx.LatestChallenge(ctx, r.JourneyID, ID)
-		if err != nil {
-			return challenge.MapStoreError(fmt.Errorf("email: resend: %w", err))
-		}
-		if _, err := r.Tx.ReissueChallenge(ctx, c.ID, tokenHash, codeHash, now.Add(f.cfg.CodeTTL), f.cfg.MaxResends); err != nil {
-			return challenge.MapStoreError(fmt.Errorf("email: resend: %w", err))
-		}
-		ref = string(c.Data)
-	} else {
-		c := store.Challenge{
-			ID:          challenge.OrderedID(),
-			JourneyID:   r.JourneyID,
-			Flow:        ID,
-			TokenHash:   tokenHash,
-			CodeHash:    codeHash,
-			Data:        []byte(ref),
-			MaxAttempts: f.cfg.MaxAttempts,
-			CreatedAt:   now,
-			ExpiresAt:   now.Add(f.cfg.CodeTTL),
-		}
-		if err := r.Tx.CreateChallenge(ctx, c); err != nil {
-			return fmt.Errorf("email: begin: %w", err)
-		}
+	ref, err := f.codes().Issue(ctx, r.Tx, ID, r.JourneyID, r.Option.Ref, tokenHash, codeHash, now, r.Resend)
+	if err != nil {
+		return err
 	}
 	to := ""
 	if r.Subject.UserID != "" {

@@ -240,37 +240,10 @@ func (f *Flow) Begin(ctx context.Context, r flows.BeginRequest) error {
 	}
 	now := r.Env.Now()
 	codeHash := r.Env.MAC(macCode, []byte(r.JourneyID), []byte(code))
-	ref := r.Option.Ref
-	if r.Resend {
-		c, err := r.Tx.LatestChallenge(ctx, r.JourneyID, ID)
-		if err != nil {
-			return challenge.MapStoreError(fmt.Errorf("sms: resend: %w", err))
-		}
-		switch {
-		case !c.UsedAt.IsZero():
-			return fmt.Errorf("sms: resend: %w", flows.ErrUsed)
-		case c.Attempts >= c.MaxAttempts:
-			// A text message costs money: none for a dead code.
-			return fmt.Errorf("sms: resend: %w", flows.ErrExhausted)
-		}
-		if _, err := r.Tx.ReissueChallenge(ctx, c.ID, nil, codeHash, now.Add(f.cfg.CodeTTL), f.cfg.MaxResends); err != nil {
-			return challenge.MapStoreError(fmt.Errorf("sms: resend: %w", err))
-		}
-		ref = string(c.Data)
-	} else {
-		c := store.Challenge{
-			ID:          challenge.OrderedID(),
-			JourneyID:   r.JourneyID,
-			Flow:        ID,
-			CodeHash:    codeHash,
-			Data:        []byte(ref),
-			MaxAttempts: f.cfg.MaxAttempts,
-			CreatedAt:   now,
-			ExpiresAt:   now.Add(f.cfg.CodeTTL),
-		}
-		if err := r.Tx.CreateChallenge(ctx, c); err != nil {
-			return fmt.Errorf("sms: begin: %w", err)
-		}
+	codes := otpcode.Settings{TTL: f.cfg.CodeTTL, Length: f.cfg.CodeLength, MaxAttempts: f.cfg.MaxAttempts, MaxResends: f.cfg.MaxResends}
+	ref, err := codes.Issue(ctx, r.Tx, ID, r.JourneyID, r.Option.Ref, nil, codeHash, now, r.Resend)
+	if err != nil {
+		return err
 	}
 	to, err := f.resolve(ctx, r.Tx, r.Subject, ref)
 	if err != nil {

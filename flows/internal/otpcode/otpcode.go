@@ -4,11 +4,16 @@
 package otpcode
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
 	"math/big"
 	"strings"
 	"time"
+
+	"github.com/sspr-go/sspr/flows"
+	"github.com/sspr-go/sspr/flows/internal/challenge"
+	"github.com/sspr-go/sspr/plugin/store"
 )
 
 // Random returns a code of n decimal digits (leading zeros kept), drawn
@@ -96,4 +101,45 @@ func (s *Settings) Check(prefix string) []error {
 		bad("MaxResends", "between 0 and 10")
 	}
 	return errs
+}
+
+// Issue gives journeyID a challenge of flow for a code whose keyed hash is
+// codeHash (and a link whose hash is tokenHash, or nil), stored with ref,
+// valid for s.TTL. With resend it replaces the secrets of the journey's
+// latest challenge of flow instead, at most s.MaxResends times, keeping
+// its attempt counter and its ref; a used or exhausted code gets no new
+// one ([flows.ErrUsed], [flows.ErrExhausted]): a message would only be
+// sent for nothing. It returns the ref the code is for.
+func (s Settings) Issue(ctx context.Context, tx store.Tx, flow, journeyID, ref string, tokenHash, codeHash []byte, now time.Time, resend bool) (string, error) {
+	if !resend {
+		c := store.Challenge{
+			ID:          challenge.OrderedID(),
+			JourneyID:   journeyID,
+			Flow:        flow,
+			TokenHash:   tokenHash,
+			CodeHash:    codeHash,
+			Data:        []byte(ref),
+			MaxAttempts: s.MaxAttempts,
+			CreatedAt:   now,
+			ExpiresAt:   now.Add(s.TTL),
+		}
+		if err := tx.CreateChallenge(ctx, c); err != nil {
+			return "", fmt.Errorf("%s: begin: %w", flow, err)
+		}
+		return ref, nil
+	}
+	c, err := tx.LatestChallenge(ctx, journeyID, flow)
+	if err != nil {
+		return "", challenge.MapStoreError(fmt.Errorf("%s: resend: %w", flow, err))
+	}
+	switch {
+	case !c.UsedAt.IsZero():
+		return "", fmt.Errorf("%s: resend: %w", flow, flows.ErrUsed)
+	case c.Attempts >= c.MaxAttempts:
+		return "", fmt.Errorf("%s: resend: %w", flow, flows.ErrExhausted)
+	}
+	if _, err := tx.ReissueChallenge(ctx, c.ID, tokenHash, codeHash, now.Add(s.TTL), s.MaxResends); err != nil {
+		return "", challenge.MapStoreError(fmt.Errorf("%s: resend: %w", flow, err))
+	}
+	return string(c.Data), nil
 }
