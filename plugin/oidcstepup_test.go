@@ -104,3 +104,28 @@ func TestOIDCStepUpChecks(t *testing.T) {
 		}
 	}
 }
+
+// TestOIDCStepUpCannotBeDoneOnSSPRsPages: with Config.StepUp, a step-up
+// journey offers none of sspr's own methods: a user who does not follow
+// the redirect to the provider cannot prove an email code instead and get
+// the change-password form.
+func TestOIDCStepUpCannotBeDoneOnSSPRsPages(t *testing.T) {
+	h, _ := oidcHarness(t)
+	b := plugintest.NewBrowser(t)
+	b.Get(h.srv.URL + "/test-login?uid=u-alice")
+	pressStepUp(t, h, b, "/account/password") // not followed to the provider
+	v := b.Get(h.base + "/verify")
+	if strings.Contains(v.Text(), "Check your email") {
+		t.Fatalf("sspr's own email step offered during an OIDC step-up: %s", v.Text())
+	}
+	if strings.Contains(string(v.Body), "/verify/method") || strings.Contains(string(v.Body), `name="code"`) {
+		t.Fatalf("a method of sspr's own offered during an OIDC step-up: %s", v.Text())
+	}
+	h.deliver()
+	if msgs := h.mail.to("alice@example.com"); len(msgs) != 0 {
+		t.Fatalf("a code was sent during an OIDC step-up: %q", msgs[0].Subject)
+	}
+	if p := b.Get(h.base + "/account/password"); !strings.Contains(p.Text(), "Confirm it's you") {
+		t.Fatalf("change-password page without the provider's step-up: %s", p.Text())
+	}
+}

@@ -100,6 +100,10 @@ func (p *Plugin) progress(ctx context.Context, j store.Journey) (progress, error
 
 	switch {
 	case pr.done:
+	case stepUp && p.stepUp != nil:
+		// Step-up through the provider (Config.StepUp): only its word
+		// counts; sspr's own pages must not stand in for prompt=login,
+		// max_age and acr_values.
 	case stepUp && pr.hasMFA && verified[flows.KindBound] == 0:
 		pr.next = byKind[flows.KindBound]
 	case stepUp && !pr.hasMFA && verified[flows.KindChannel] == 0:
