@@ -38,10 +38,15 @@ type request struct {
 }
 
 // result is a request's outcome: its error, or the panic it raised.
+// broken reports that its savepoint could not be rolled back or released
+// (or SQLite ended the transaction itself, after a full disk or an I/O
+// error): the batch's transaction can then hold anything, and it must be
+// rolled back as a whole.
 type result struct {
 	err      error
 	panicked bool
 	panicVal any
+	broken   bool
 }
 
 // committer runs write transactions in batches on the writer connection.
@@ -139,10 +144,16 @@ func (c *committer) batch(first *request) {
 	var deferred *request // a barrier that arrived during the batch
 	var results []result
 	next := first
+	broken := false
 	for next != nil {
-		results = append(results, c.one(tx, q, next))
+		res := c.one(tx, q, next)
+		results = append(results, res)
 		ran = append(ran, next)
 		next = nil
+		if res.broken {
+			broken = true
+			break
+		}
 		if len(ran) < maxBatch {
 			select {
 			case next = <-c.reqs:
@@ -154,9 +165,15 @@ func (c *committer) batch(first *request) {
 			next = nil
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	err = nil
+	if broken {
+		_ = tx.Rollback()
+		err = commitError{errors.New("commit: the transaction failed; nothing of this batch was written")}
+	} else if err = tx.Commit(); err != nil {
 		_ = tx.Rollback()
 		err = commitError{fmt.Errorf("commit: %w", err)}
+	}
+	if err != nil {
 		for i := range results {
 			if !results[i].panicked {
 				results[i].err = err
@@ -188,12 +205,19 @@ func (c *committer) one(tx *sql.Tx, q querier, r *request) (res result) {
 			res = result{panicked: true, panicVal: v}
 		}
 		if res.err != nil || res.panicked {
-			if _, err := tx.Exec("ROLLBACK TO tx"); err != nil && res.err != nil {
-				res.err = errors.Join(res.err, fmt.Errorf("rollback: %w", err))
+			if _, err := tx.Exec("ROLLBACK TO tx"); err != nil {
+				res.broken = true
+				if !res.panicked {
+					res.err = errors.Join(res.err, fmt.Errorf("rollback: %w", err))
+				}
+				return // releasing now would keep the failed writes
 			}
 		}
-		if _, err := tx.Exec("RELEASE tx"); err != nil && res.err == nil && !res.panicked {
-			res.err = fmt.Errorf("release: %w", err)
+		if _, err := tx.Exec("RELEASE tx"); err != nil {
+			res.broken = true
+			if res.err == nil && !res.panicked {
+				res.err = fmt.Errorf("release: %w", err)
+			}
 		}
 	}()
 	err := r.fn(q)

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -157,5 +158,58 @@ func TestCheckpointsBoundTheLog(t *testing.T) {
 	n, err := s.Audit(ctx, store.AuditFilter{Event: "test.event", Limit: 1000})
 	if err != nil || len(n) != 1000 {
 		t.Fatalf("audit after the run: %d, %v", len(n), err)
+	}
+}
+
+// TestBrokenBatchWritesNothing: when SQLite ends the batch's transaction
+// itself (as after a full disk; played here by a ROLLBACK statement), the
+// savepoint cannot be rolled back, and nothing of the batch may be written:
+// not the transaction that broke it, nor one that succeeded before it.
+func TestBrokenBatchWritesNothing(t *testing.T) {
+	s := openAt(t, filepath.Join(t.TempDir(), "b.db"))
+	base := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	// A committer of the test's own, not running: the batch is driven here,
+	// with the second transaction already waiting in its queue.
+	c := &committer{db: s.writer, reqs: make(chan *request, 2)}
+	ctx := t.Context()
+	create := func(id string) func(q querier) error {
+		return func(q querier) error {
+			o := &ops{w: q, r: q, atomically: func(_ context.Context, fn func(querier) error) error { return fn(q) }}
+			return o.CreateJourney(ctx, store.Journey{ID: id, CreatedAt: base, ExpiresAt: base.Add(time.Hour)})
+		}
+	}
+	good := &request{ctx: ctx, fn: create("j-good"), done: make(chan result, 1)}
+	bad := &request{ctx: ctx, done: make(chan result, 1), fn: func(q querier) error {
+		if err := create("j-bad")(q); err != nil {
+			return err
+		}
+		if _, err := q.ExecContext(ctx, "ROLLBACK"); err != nil {
+			return err
+		}
+		return errors.New("disk full")
+	}}
+	later := &request{ctx: ctx, fn: create("j-later"), done: make(chan result, 1)}
+	c.reqs <- bad
+	c.reqs <- later
+	c.batch(good)
+	for _, r := range []*request{good, bad} {
+		if res := <-r.done; res.err == nil {
+			t.Fatalf("a transaction of a broken batch reported success")
+		}
+	}
+	// The one queued behind it was left for the next batch, not run in a
+	// transaction SQLite had already ended (which would have committed it
+	// on its own).
+	if len(c.reqs) != 1 {
+		t.Fatalf("the request after the broken one was taken into the broken batch")
+	}
+	for _, id := range []string{"j-good", "j-bad", "j-later"} {
+		if _, err := s.Journey(ctx, id); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("journey %s of a broken batch: %v, want ErrNotFound", id, err)
+		}
+	}
+	// The store still works.
+	if err := s.CreateJourney(ctx, store.Journey{ID: "j-after", CreatedAt: base, ExpiresAt: base.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
 	}
 }
