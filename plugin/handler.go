@@ -861,6 +861,17 @@ func countWrong(ctx context.Context, tx store.Tx, journeyID, flow string, now ti
 	return &flows.VerifyError{Err: flows.ErrWrongResponse}
 }
 
+// attemptsOf returns the attempts counted on the journey's latest
+// challenge of flow (-1 when there is none), so that the engine knows
+// whether a verification counted a wrong response.
+func attemptsOf(ctx context.Context, tx store.Tx, journeyID, flow string) int {
+	c, err := tx.LatestChallenge(ctx, journeyID, flow)
+	if err != nil {
+		return -1
+	}
+	return c.Attempts
+}
+
 // failureKey is the per-account key of wrong-code counting.
 func failureKey(j store.Journey) string {
 	if j.UserID == "" {
@@ -946,17 +957,24 @@ func (p *Plugin) verify(w http.ResponseWriter, r *http.Request) error {
 			}
 			return p.audit(ctx, tx, r, "verify."+f.ID(), j.ID, j.UserID, "limited", "per-account failure limit")
 		}
+		before := attemptsOf(ctx, tx, j.ID, f.ID())
 		verr = f.Verify(ctx, flows.VerifyRequest{Tx: tx, Env: env{p: p}, JourneyID: j.ID, Subject: after.subject, Form: r.PostForm, HTTP: r})
 		switch {
 		case verr == nil:
 			return p.proved(ctx, tx, r, j, f, after)
 		case errors.Is(verr, flows.ErrMalformed):
 			return nil
-		case errors.Is(verr, flows.ErrWrongResponse), errors.Is(verr, flows.ErrExhausted):
+		case (errors.Is(verr, flows.ErrWrongResponse) || errors.Is(verr, flows.ErrExhausted)) && attemptsOf(ctx, tx, j.ID, f.ID()) > before:
+			// A response was checked and counted on the challenge: it
+			// counts for the account too. Posts to a code that is already
+			// dead check nothing and count nowhere (else a few hundred of
+			// them would lock the account's owner out for a day).
 			if _, err := p.limits.hit(ctx, tx, p.s.Limits.FailuresPerAccount, fk, now); err != nil {
 				return err
 			}
 			return p.audit(ctx, tx, r, "verify."+f.ID(), j.ID, j.UserID, "failed", "wrong response")
+		case errors.Is(verr, flows.ErrWrongResponse), errors.Is(verr, flows.ErrExhausted):
+			return p.audit(ctx, tx, r, "verify."+f.ID(), j.ID, j.UserID, "failed", "challenge not usable")
 		case errors.Is(verr, flows.ErrExpired), errors.Is(verr, flows.ErrUsed), errors.Is(verr, flows.ErrNoChallenge):
 			return p.audit(ctx, tx, r, "verify."+f.ID(), j.ID, j.UserID, "failed", "challenge not usable")
 		}

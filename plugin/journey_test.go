@@ -730,3 +730,25 @@ func TestProductNameIsAContextWord(t *testing.T) {
 		t.Fatalf("product name in the password: %d %s", bad.Status, bad.Text())
 	}
 }
+
+// TestPostsToADeadCodeDoNotCountForTheAccount: once a code is exhausted,
+// further posts to it check nothing and count nowhere, so they cannot use
+// up the account's daily failure budget and lock its owner out.
+func TestPostsToADeadCodeDoNotCountForTheAccount(t *testing.T) {
+	h := newHarness(t, func(c *plugin.Config) {
+		c.Limits.FailuresPerAccount = plugin.Limit{N: 8, Window: 24 * time.Hour}
+	})
+	b := plugintest.NewBrowser(t)
+	check := b.Follow(h.start(b, "alice"))
+	for range 5 + 10 { // five wrong codes kill it; ten more hit a dead code
+		b.Submit(check, "/recovery/verify", map[string]string{"code": "00000000"})
+	}
+	if evs := h.audit("verify.email"); len(evs) != 15 || evs[0].Detail != "challenge not usable" {
+		t.Fatalf("audit: %d events, newest %+v", len(evs), evs[0])
+	}
+	// A new journey: the right code still works (5 of 8 failures used).
+	b = plugintest.NewBrowser(t)
+	if ok := h.emailStep(b, "alice", "alice@example.com"); ok.Header.Get("Location") != "/recovery/password" {
+		t.Fatalf("the owner's right code after posts to a dead one: %d %s", ok.Status, ok.Text())
+	}
+}
