@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -212,5 +213,39 @@ func TestWorkerGivesUpPermanentFailuresAtOnce(t *testing.T) {
 				t.Fatalf("gateway saw %d requests, want %d", got, wantRequests)
 			}
 		})
+	}
+}
+
+// TestWorkerKeepsSenderErrorsFreeOfTheMessage: whatever a sender's error
+// quotes (an SMTP server's "550 <address> rejected", the text), the
+// outbox's last error and the log keep neither the recipient nor the text.
+func TestWorkerKeepsSenderErrorsFreeOfTheMessage(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "o.db"))
+	var logs strings.Builder
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	msg := notify.Message{Channel: "email", To: "alice.secret@example.org", Subject: "Reset", Text: "Your code is 87654321"}
+	leaky := notify.SenderFunc(func(_ context.Context, m notify.Message) error {
+		return fmt.Errorf("550 5.1.1 <%s> rejected while sending %q", m.To, m.Text)
+	})
+	clk := &fakeClock{now: testNow}
+	w, err := notify.NewWorker(notify.WorkerConfig{Outbox: st, Sender: leaky, Open: openPlain, Logger: logger, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := enqueueSMS(t, st, clk.Now(), msg)
+	if _, err := w.Deliver(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.OutboxMessage(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for where, s := range map[string]string{"last error": m.LastError, "log": logs.String()} {
+		if strings.Contains(s, "alice.secret") || strings.Contains(s, "87654321") {
+			t.Fatalf("%s holds the message: %q", where, s)
+		}
+	}
+	if !strings.Contains(m.LastError, "rejected while sending") {
+		t.Fatalf("last error lost its reason: %q", m.LastError)
 	}
 }

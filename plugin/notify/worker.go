@@ -191,8 +191,11 @@ func (w *Worker) deliver(ctx context.Context, sm store.Message) {
 		if dead {
 			level = slog.LevelError
 		}
-		log.Log(ctx, level, "notify: delivery failed", slog.Any("message", msg), slog.Any("err", err), slog.Bool("dead", dead))
-		w.markFailed(ctx, log, sm, msg, err.Error(), dead)
+		// A sender's error may quote the recipient or the text (an SMTP
+		// server's "550 <alice@…> rejected"): log and keep it without them.
+		reason := sanitize([]byte(err.Error()), msg)
+		log.Log(ctx, level, "notify: delivery failed", slog.Any("message", msg), slog.String("err", reason), slog.Bool("dead", dead))
+		w.markFailed(ctx, log, sm, msg, reason, dead)
 		return
 	}
 	if err := w.cfg.Outbox.MarkSent(ctx, sm.ID, w.cfg.Now()); err != nil {
