@@ -479,19 +479,22 @@ func (p *Plugin) startJourney(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return internalError(fmt.Errorf("sspr: directory: %w", err))
 	}
-	// The first contact channel the user can use; for an unknown user (or
-	// one without any) the first channel does the same work as a decoy.
+	// Every journey begins the first configured contact channel, whoever
+	// asks, so that the next page never tells accounts apart: a user who
+	// cannot use it (a phone only) gets a decoy of it and switches on that
+	// page, as anyone can. Every channel's options are read for every
+	// identifier (an unknown one's with an empty subject).
 	flow, option := p.channels[0], flows.Option{Flow: p.channels[0].ID()}
-	usable := false
-	if known {
-		for _, f := range p.channels {
-			opts, err := f.Options(ctx, subject)
-			if err != nil {
-				return internalError(err)
-			}
-			if len(opts) > 0 {
-				flow, option, usable = f, opts[0], true
-				break
+	usable, first := false, false
+	for i, f := range p.channels {
+		opts, err := f.Options(ctx, subject)
+		if err != nil {
+			return internalError(err)
+		}
+		if len(opts) > 0 {
+			usable = true
+			if i == 0 {
+				option, first = opts[0], true
 			}
 		}
 	}
@@ -533,6 +536,10 @@ func (p *Plugin) startJourney(w http.ResponseWriter, r *http.Request) error {
 		j.UserID = s.UserID
 		if err := tx.CreateJourney(ctx, j); err != nil {
 			return err
+		}
+		if outcome == "ok" && !first {
+			// The user can verify another channel, not this one.
+			s, opt, detail = flows.Subject{}, flows.Option{Flow: flow.ID()}, "method "+flow.ID()+" (decoy: the user has another channel)"
 		}
 		var sent []string
 		if err := flow.Begin(ctx, flows.BeginRequest{Tx: tx, Env: env{p: p, sent: &sent, journey: j.ID, user: s.UserID}, JourneyID: j.ID, Subject: s, Option: opt, Locale: j.Locale}); err != nil {
@@ -706,18 +713,52 @@ func (p *Plugin) renderStep(w http.ResponseWriter, r *http.Request, status int, 
 	if j.Kind == store.KindStepUp {
 		page.Leave, page.LeaveLabel = p.accountURL(), "common.cancel"
 	}
-	for _, c := range pr.next {
-		if c.flow.ID() == f.ID() || c.flow.Kind() != f.Kind() {
-			continue
+	if p.channelStep(j) && f.Kind() == flows.KindChannel {
+		// The contact-channel step of a reset offers every configured
+		// channel, whether or not this identifier has it: the page must
+		// look the same for every identifier.
+		for _, c := range p.channels {
+			if c.ID() != f.ID() {
+				page.Others = append(page.Others, choice{Flow: c.ID(), Label: channelLabel(c)})
+			}
 		}
-		label := c.option.Hint
-		if pp, ok := c.flow.(flows.Prompter); ok {
-			label = cmp.Or(pp.Prompt().Choice, label)
+	} else {
+		for _, c := range pr.next {
+			if c.flow.ID() == f.ID() || c.flow.Kind() != f.Kind() {
+				continue
+			}
+			label := c.option.Hint
+			if pp, ok := c.flow.(flows.Prompter); ok {
+				label = cmp.Or(pp.Prompt().Choice, label)
+			}
+			page.Others = append(page.Others, choice{Flow: c.flow.ID(), Label: label})
 		}
-		page.Others = append(page.Others, choice{Flow: c.flow.ID(), Label: label})
 	}
 	p.render(w, r, status, name, j.ID, page)
 	return nil
+}
+
+// channelStep reports whether reset journey j has yet to prove a contact
+// channel: the step every identifier, known or not, goes through.
+func (p *Plugin) channelStep(j store.Journey) bool {
+	if j.Kind == store.KindStepUp {
+		return false
+	}
+	for _, id := range j.Verified {
+		if f, ok := p.byID[id]; ok && f.Kind() == flows.KindChannel {
+			return false
+		}
+	}
+	return true
+}
+
+// channelLabel names a contact channel among the choices, never with an
+// address: its prompt's choice, else the message key "<flow ID>.choice".
+func channelLabel(f flows.Flow) string {
+	if pp, ok := f.(flows.Prompter); ok && pp.Prompt().Choice != "" {
+		return pp.Prompt().Choice
+	}
+	return f.ID() + ".choice"
 }
 
 // safeJSON makes JSON safe inside a <script type="application/json">
@@ -809,6 +850,12 @@ func (p *Plugin) chooseMethod(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	c, ok := pr.find(r.PostForm.Get("flow"))
+	subject := pr.subject
+	if f, channel := p.byID[r.PostForm.Get("flow")]; !ok && channel && f.Kind() == flows.KindChannel && p.channelStep(j) {
+		// A channel this identifier does not have: a decoy of it, exactly
+		// as for an unknown identifier (nothing is sent).
+		c, ok, subject = candidate{flow: f, option: flows.Option{Flow: f.ID()}}, true, flows.Subject{}
+	}
 	if !ok {
 		p.redirect(w, "/verify", nil)
 		return nil
@@ -817,7 +864,7 @@ func (p *Plugin) chooseMethod(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		err = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
-			return p.begin(ctx, tx, r, j, pr.subject, c)
+			return p.begin(ctx, tx, r, j, subject, c)
 		})
 		if err != nil {
 			return internalError(err)
@@ -1085,7 +1132,7 @@ func (p *Plugin) resend(w http.ResponseWriter, r *http.Request) error {
 			stepPage{Error: p.tr(r).Get("resend.limit")})
 	}
 	p.worker.Kick()
-	p.redirect(w, "/verify", url.Values{"sent": {"1"}})
+	p.redirect(w, "/verify", url.Values{"sent": {"1"}, "flow": {f.ID()}})
 	return nil
 }
 

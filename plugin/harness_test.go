@@ -39,7 +39,8 @@ type directory struct {
 
 type dirUser struct {
 	plugin.User
-	extra []string
+	extra  []string
+	phones []string
 }
 
 func newDirectory() *directory {
@@ -112,6 +113,9 @@ func (d *directory) Contacts(_ context.Context, id string) ([]plugin.Contact, er
 	if u, ok := d.users[id]; ok {
 		for _, a := range u.extra {
 			cs = append(cs, plugin.Contact{Channel: "email", Address: a})
+		}
+		for _, a := range u.phones {
+			cs = append(cs, plugin.Contact{Channel: "sms", Address: a})
 		}
 	}
 	return cs, nil

@@ -18,6 +18,9 @@ import (
 
 	"golang.org/x/net/html"
 
+	"github.com/sspr-go/sspr/flows"
+	"github.com/sspr-go/sspr/flows/email"
+	"github.com/sspr-go/sspr/flows/sms"
 	"github.com/sspr-go/sspr/plugin"
 	"github.com/sspr-go/sspr/plugin/password"
 	"github.com/sspr-go/sspr/plugin/plugintest"
@@ -750,5 +753,51 @@ func TestPostsToADeadCodeDoNotCountForTheAccount(t *testing.T) {
 	b = plugintest.NewBrowser(t)
 	if ok := h.emailStep(b, "alice", "alice@example.com"); ok.Header.Get("Location") != "/recovery/password" {
 		t.Fatalf("the owner's right code after posts to a dead one: %d %s", ok.Status, ok.Text())
+	}
+}
+
+// TestChannelStepLooksTheSameForEveryone: with email and SMS configured,
+// the page after the start is the same for a user with both, a user with a
+// phone only, and an unknown identifier: the first configured channel,
+// with every other one offered; choosing SMS looks the same too, and only
+// the real number gets a text.
+func TestChannelStepLooksTheSameForEveryone(t *testing.T) {
+	h := newHarness(t, func(c *plugin.Config) {
+		mail, _ := email.New(email.Config{})
+		text, err := sms.New(sms.Config{Store: c.Store, Keys: [][]byte{[]byte("sms test key, exactly 32 bytes!!")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Flows = []flows.Flow{mail, text}
+	})
+	h.dir.users["u-alice"].phones = []string{"+447400123456"}
+	h.dir.users["u-carol"].phones = []string{"+447400654321"}
+	type result struct{ check, chosen *plugintest.Page }
+	run := func(identifier string) result {
+		b := plugintest.NewBrowser(t)
+		check := b.Follow(h.start(b, identifier))
+		return result{check: check, chosen: b.Follow(b.Submit(check, "/recovery/verify/method", map[string]string{"flow": "sms"}))}
+	}
+	both, phoneOnly, unknown := run("alice"), run("carol"), run("nobody@example.com")
+	for name, other := range map[string]result{"phone only": phoneOnly, "unknown": unknown} {
+		for step, pages := range map[string][2]*plugintest.Page{"check": {both.check, other.check}, "sms": {both.chosen, other.chosen}} {
+			a, b := tokenRE.ReplaceAllString(string(pages[0].Body), ""), tokenRE.ReplaceAllString(string(pages[1].Body), "")
+			if pages[0].Status != pages[1].Status || a != b {
+				t.Fatalf("%s page of %s differs from a user with both channels:\n%s\n---\n%s", step, name, a, b)
+			}
+		}
+	}
+	if !strings.Contains(both.check.Text(), "Check your email") || !strings.Contains(both.check.Text(), "Text message") ||
+		!strings.Contains(both.chosen.Text(), "Enter the code we texted you") {
+		t.Fatalf("pages: %s\n%s", both.check.Text(), both.chosen.Text())
+	}
+	h.deliver()
+	var to []string
+	for _, m := range h.mail.all() {
+		to = append(to, m.Channel+":"+m.To)
+	}
+	slices.Sort(to)
+	if want := []string{"email:alice@example.com", "sms:+447400123456", "sms:+447400654321"}; !slices.Equal(to, want) {
+		t.Fatalf("messages sent to %v, want %v", to, want)
 	}
 }

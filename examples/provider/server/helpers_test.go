@@ -178,8 +178,10 @@ func (p page) hiddenFields() url.Values {
 		return v
 	}
 	plugintest.Walk(n, func(n *xhtml.Node) bool {
-		if n.DataAtom == atom.Input && plugintest.Attr(n, "type") == "hidden" && plugintest.Attr(n, "name") != "" {
-			v.Set(plugintest.Attr(n, "name"), plugintest.Attr(n, "value"))
+		// The first of a name wins: the page's main form comes first, and a
+		// later form (another method's button) has fields of the same name.
+		if name := plugintest.Attr(n, "name"); n.DataAtom == atom.Input && plugintest.Attr(n, "type") == "hidden" && name != "" && !v.Has(name) {
+			v.Set(name, plugintest.Attr(n, "value"))
 		}
 		return true
 	})
