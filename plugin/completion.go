@@ -177,7 +177,18 @@ func (p *Plugin) commitPassword(ctx context.Context, r *http.Request, j store.Jo
 			return err
 		}
 		if !release {
-			return p.audit(ctx, tx, r, event, j.ID, userID, "ok", "late: the held notices went out by themselves")
+			// The notices go out by themselves; the revocation job is done
+			// when the inline revocation succeeded (marking a job that the
+			// worker may be running at worst repeats a revocation).
+			if job != 0 && revoked == "ok" {
+				if err := tx.MarkSent(ctx, job, now); err != nil {
+					return fmt.Errorf("sspr: settle revocation: %w", err)
+				}
+			}
+			if err := p.audit(ctx, tx, r, event, j.ID, userID, "ok", "late: the held notices went out by themselves"); err != nil {
+				return err
+			}
+			return p.audit(ctx, tx, r, "sessions.revoke", j.ID, userID, revoked, "")
 		}
 		for _, id := range notices {
 			if err := tx.MarkFailed(ctx, id, now, "", false); err != nil {

@@ -57,6 +57,8 @@ func TestNewFieldErrors(t *testing.T) {
 			"sspr: config: field 'Flows': needs at least one contact channel flow (email or SMS)"},
 		{"duplicate flow", func(c *plugin.Config) { c.Flows = []flows.Flow{f, f} },
 			"sspr: config: field 'Flows': ID \"email\" appears twice"},
+		{"reserved flow ID", func(c *plugin.Config) { c.Flows = []flows.Flow{f, &fixedFactor{id: "oidc"}} },
+			"sspr: config: field 'Flows': entry 1 uses the reserved ID \"oidc\""},
 		{"journey ttl", func(c *plugin.Config) { c.JourneyTTL = 2 * time.Hour },
 			"sspr: config: field 'JourneyTTL': must be between 1m and 1h0m0s"},
 		{"bad limit", func(c *plugin.Config) { c.Limits.StartsPerIP = plugin.Limit{N: -1, Window: time.Minute} },

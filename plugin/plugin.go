@@ -317,7 +317,7 @@ func (e env) Queue(ctx context.Context, tx store.Tx, m flows.Message) error {
 		}
 	}
 	if lim.exceeded && m.To != "" {
-		if err := p.appendAudit(ctx, tx, store.AuditEvent{Event: "message.limited", Outcome: "limited",
+		if err := p.appendAudit(ctx, tx, store.AuditEvent{Event: "message.limited", Outcome: "limited", JourneyID: e.journey, UserID: e.user,
 			Detail: "per-destination limit: " + m.Channel + " " + m.Template}); err != nil {
 			return err
 		}

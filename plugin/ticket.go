@@ -207,7 +207,6 @@ func (p *Plugin) ticketLanding(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	// Begin the next step (a bound factor, when the user has one).
-	j.Version++
 	pr, err := p.progress(ctx, j)
 	if err != nil {
 		return err
