@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -142,3 +143,19 @@ func (t *Twilio) Send(ctx context.Context, m Message) error {
 	}
 	return statusError("twilio", resp.StatusCode, "", sanitize(head, m))
 }
+
+// LogValue keeps the auth token out of logs.
+func (c TwilioConfig) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("account", c.AccountSID), slog.String("token", "REDACTED"))
+}
+
+// String keeps the auth token out of formatted output (%v, %+v).
+func (c TwilioConfig) String() string {
+	return "notify.TwilioConfig{AccountSID: " + c.AccountSID + ", AuthToken: REDACTED}"
+}
+
+// LogValue keeps the auth token out of logs.
+func (t *Twilio) LogValue() slog.Value { return slog.GroupValue(slog.String("account", t.sid)) }
+
+// String keeps the auth token out of formatted output.
+func (t *Twilio) String() string { return "notify.Twilio(" + t.sid + ")" }

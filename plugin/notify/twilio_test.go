@@ -2,6 +2,8 @@ package notify_test
 
 import (
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -164,5 +166,32 @@ func TestTwilioConfig(t *testing.T) {
 	}
 	if _, err := notify.NewTwilio(notify.TwilioConfig{AccountSID: testSID, AuthToken: "t", From: "+15550000"}); err != nil {
 		t.Fatalf("default BaseURL: %v", err)
+	}
+}
+
+// TestSendersKeepSecretsOutOfLogsAndFormatting: the gateway credentials
+// never show in %v/%+v output or slog lines.
+func TestSendersKeepSecretsOutOfLogsAndFormatting(t *testing.T) {
+	const token, secret = "twilio-auth-token-0123456789", "webhook-secret-0123456789-0123456789"
+	tcfg := notify.TwilioConfig{AccountSID: "AC123", AuthToken: token, From: "+15005550006", BaseURL: "http://127.0.0.1:1"}
+	wcfg := notify.WebhookConfig{URL: "http://127.0.0.1:1/sms", Secret: []byte(secret)}
+	tw, err := notify.NewTwilio(tcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wh, err := notify.NewWebhook(wcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	for _, v := range []any{tcfg, wcfg, tw, wh} {
+		out := fmt.Sprintf("%v %+v %s", v, v, v)
+		log.Info("sender", "v", v)
+		for _, s := range []string{out, logs.String()} {
+			if strings.Contains(s, token) || strings.Contains(s, secret) {
+				t.Fatalf("%T shows its secret: %s", v, s)
+			}
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -403,3 +404,19 @@ func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 func isAlnum(r rune) bool {
 	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r > 0x7f
 }
+
+// LogValue keeps the signing secret out of logs.
+func (c WebhookConfig) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("url", c.URL), slog.String("secret", "REDACTED"))
+}
+
+// String keeps the signing secret out of formatted output (%v, %+v).
+func (c WebhookConfig) String() string {
+	return "notify.WebhookConfig{URL: " + c.URL + ", Secret: REDACTED}"
+}
+
+// LogValue keeps the signing secret out of logs.
+func (w *Webhook) LogValue() slog.Value { return slog.GroupValue(slog.String("url", w.url)) }
+
+// String keeps the signing secret out of formatted output.
+func (w *Webhook) String() string { return "notify.Webhook(" + w.url + ")" }
