@@ -105,6 +105,13 @@ func TestCompletionReleasesAtOnce(t *testing.T) {
 	if done := resetAlice(t, h); done.Status != http.StatusSeeOther {
 		t.Fatalf("set password: %d", done.Status)
 	}
+	// Revoked inline, before the answer: not left to the outbox.
+	if n := h.dir.revocations("u-alice"); n != 1 {
+		t.Fatalf("sessions revoked %d times before any delivery, want 1", n)
+	}
+	if evs := h.audit("sessions.revoke"); len(evs) != 1 || evs[0].Outcome != "ok" {
+		t.Fatalf("audit of the inline revocation: %+v", evs)
+	}
 	h.deliver()
 	if got := changeNotices(h); len(got) != 2 {
 		t.Fatalf("change notices to %v, want 2 at once", got)

@@ -40,6 +40,8 @@
 //	                             current password, when the Directory is a [PasswordVerifier])
 //	GET  /account/security       security info: the user's phone numbers, apps, passkeys, codes, questions
 //	GET|POST /account/security/<flow>/add, POST …/remove   change them, after a fresh step-up
+//	POST /account/security/signout-others   end the user's other sessions (no step-up: it only takes access away)
+//	GET|POST /ticket             an administrator's reset link (Plugin.IssueTicket): shows a page, its POST starts the journey
 //	GET  /stepup/callback        return from the provider after an OIDC step-up
 //
 // # Policy

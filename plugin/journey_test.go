@@ -671,8 +671,11 @@ func TestVerifiesPerIPLimit(t *testing.T) {
 		t.Fatalf("link over the verify limit: %d %s", r.Status, r.Text())
 	}
 	// The refused tries were not counted against the code: after the window
-	// the right code still works (2 tries were left).
+	// one more wrong code leaves exactly 1 try, and the right code works.
 	h.clock.Advance(2 * time.Minute)
+	if p := b.Submit(check, "/recovery/verify", map[string]string{"code": wrong}); !strings.Contains(p.Text(), "You have 1 try left.") {
+		t.Fatalf("tries after the limited ones: %s", p.Text())
+	}
 	ok := b.Submit(check, "/recovery/verify", map[string]string{"code": code})
 	if ok.Status != http.StatusSeeOther || ok.Header.Get("Location") != "/recovery/password" {
 		t.Fatalf("right code after the window: %d %q %s", ok.Status, ok.Header.Get("Location"), ok.Text())

@@ -48,10 +48,11 @@ func TestMessagesPerDestinationLimit(t *testing.T) {
 		t.Fatalf("the limited start answered differently: %v", locations)
 	}
 	// Another address is not affected.
-	h.start(plugintest.NewBrowser(t), "alice.backup@example.org")
+	h.dir.users["u-dave"] = &dirUser{User: plugin.User{ID: "u-dave", Username: "dave", Email: "dave@example.com"}}
+	h.start(plugintest.NewBrowser(t), "dave")
 	h.deliver()
-	if len(h.mail.to("alice@example.com")) != 2 {
-		t.Fatal("limit leaked")
+	if len(h.mail.to("dave@example.com")) != 1 || len(h.mail.to("alice@example.com")) != 2 || len(h.audit("message.limited")) != 1 {
+		t.Fatal("the limit of one address reached another")
 	}
 }
 

@@ -111,6 +111,16 @@ func questionText(key string) string {
 func TestSecurityQuestionsAsSecondMethod(t *testing.T) {
 	h := questionsHarness(t)
 	b := plugintest.NewBrowser(t)
+	// Never alone: before the email is proved, the questions are not
+	// offered and the password stays closed.
+	first := b.Follow(h.start(b, "alice"))
+	if strings.Contains(first.Text(), "security questions") || strings.Contains(b.Get(h.base+"/verify?flow=questions").Text(), "security questions") {
+		t.Fatalf("questions offered before the contact channel: %s", first.Text())
+	}
+	if p := b.Get(h.base + "/password"); p.Header.Get("Location") != "/recovery/verify" {
+		t.Fatalf("password page before any proof: %d", p.Status)
+	}
+	b = plugintest.NewBrowser(t)
 	after := h.emailStep(b, "alice", "alice@example.com")
 	page := b.Follow(after)
 	if !strings.Contains(page.Text(), "Answer your security questions") {
@@ -120,11 +130,15 @@ func TestSecurityQuestionsAsSecondMethod(t *testing.T) {
 	if bad.Status != http.StatusBadRequest || !strings.Contains(bad.Text(), "At least one answer isn't right. You have 2 tries left.") {
 		t.Fatalf("wrong answers: %d %s", bad.Status, bad.Text())
 	}
+	bad = b.Submit(bad, "/recovery/verify", askedAnswers(t, bad, false))
+	if !strings.Contains(bad.Text(), "You have 1 try left.") {
+		t.Fatalf("second wrong answers: %d %s", bad.Status, bad.Text())
+	}
 	ok := b.Submit(bad, "/recovery/verify", askedAnswers(t, bad, true))
 	if ok.Header.Get("Location") != "/recovery/password" {
 		t.Fatalf("right answers: %d %q %s", ok.Status, ok.Header.Get("Location"), ok.Text())
 	}
-	if evs := h.audit("verify.questions"); len(evs) != 2 || evs[0].Outcome != "ok" || evs[1].Outcome != "failed" {
+	if evs := h.audit("verify.questions"); len(evs) != 3 || evs[0].Outcome != "ok" || evs[1].Detail != "wrong response" {
 		t.Fatalf("audit: %+v", evs)
 	}
 }

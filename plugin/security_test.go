@@ -219,9 +219,15 @@ func TestSignOutEverywhereElse(t *testing.T) {
 	if !strings.Contains(sectionText(page, "sessions"), "Sign out everywhere else") {
 		t.Fatalf("no offer to sign out elsewhere: %s", page.Text())
 	}
-	after := b.Get(h.base + "/account/security?done=removed")
-	if !strings.Contains(sectionText(after, "sessions"), "You changed how you prove it's you") {
-		t.Fatalf("after a change: %s", sectionText(after, "sessions"))
+	for _, done := range []string{"removed", "added"} {
+		after := b.Get(h.base + "/account/security?done=" + done)
+		if !strings.Contains(sectionText(after, "sessions"), "You changed how you prove it's you") {
+			t.Fatalf("after a method was %s: %s", done, sectionText(after, "sessions"))
+		}
+		// Put first: before the list of methods.
+		if i, j := strings.Index(string(after.Body), `aria-labelledby="h-sessions"`), strings.Index(string(after.Body), `aria-labelledby="h-totp"`); i < 0 || i > j {
+			t.Fatalf("after a method was %s the offer to sign out elsewhere is not first", done)
+		}
 	}
 	// Without a CSRF token nothing happens.
 	if p := b.Post(h.base+"/account/security/signout-others", nil); p.Status != http.StatusForbidden || h.dir.revocations("u-alice") != 0 {

@@ -10,6 +10,7 @@
 //	SSPR_DATABASE_URL -database-url  postgres:// URL for sspr's store; unset means SQLite in SSPR_DATA
 //	SSPR_STEPUP  -stepup  "oidc" for step-up through the provider; unset means sspr's own pages
 //	SSPR_SMS_WEBHOOK -sms-webhook  SMS gateway URL (signed JSON); unset means the dev mailbox
+//	                               (with SSPR_SMTP set but no gateway, text messages are not sent)
 //	SSPR_SMS_SECRET                the gateway's signing secret, at least 32 characters
 //
 // For load tests (see examples/bench), never in production:

@@ -161,11 +161,19 @@ func TestCheckpointsBoundTheLog(t *testing.T) {
 	}
 }
 
-// TestBrokenBatchWritesNothing: when SQLite ends the batch's transaction
-// itself (as after a full disk; played here by a ROLLBACK statement), the
-// savepoint cannot be rolled back, and nothing of the batch may be written:
-// not the transaction that broke it, nor one that succeeded before it.
+// TestBrokenBatchWritesNothing: when a transaction's savepoint cannot be
+// rolled back — SQLite ended the whole transaction itself (as after a full
+// disk; played by a ROLLBACK statement), or the savepoint is gone (played
+// by releasing it early) — nothing of the batch may be written: not the
+// transaction that broke it, not one that succeeded before it, and no later
+// one may run in it.
 func TestBrokenBatchWritesNothing(t *testing.T) {
+	for name, breaker := range map[string]string{"transaction ended": "ROLLBACK", "savepoint gone": "RELEASE tx"} {
+		t.Run(name, func(t *testing.T) { brokenBatch(t, breaker) })
+	}
+}
+
+func brokenBatch(t *testing.T, breaker string) {
 	s := openAt(t, filepath.Join(t.TempDir(), "b.db"))
 	base := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 	// A committer of the test's own, not running: the batch is driven here,
@@ -183,7 +191,7 @@ func TestBrokenBatchWritesNothing(t *testing.T) {
 		if err := create("j-bad")(q); err != nil {
 			return err
 		}
-		if _, err := q.ExecContext(ctx, "ROLLBACK"); err != nil {
+		if _, err := q.ExecContext(ctx, breaker); err != nil {
 			return err
 		}
 		return errors.New("disk full")
