@@ -41,7 +41,8 @@ type Config struct {
 	Flows []flows.Flow
 
 	// Sender delivers queued messages (the outbox worker started by
-	// [Plugin.Run] calls it). Required; see plugin/notify for SMTP.
+	// [Plugin.Run] calls it, for up to 8 messages at once, so it must be
+	// safe for concurrent use). Required; see plugin/notify for SMTP.
 	Sender notify.Sender
 
 	// Keys are secret keys of at least 32 bytes each. The first signs and

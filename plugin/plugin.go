@@ -31,6 +31,12 @@ const cookieName = "sspr_journey"
 // sweepInterval is how often Run removes expired data.
 const sweepInterval = 5 * time.Minute
 
+// senderParallel is how many messages the outbox worker sends at once
+// ([Config.Sender] must be safe for concurrent use): a reset email over
+// SMTP takes a connection and tens of milliseconds, one at a time would
+// cap delivery at a few dozen messages a second.
+const senderParallel = 8
+
 // sweepGrace keeps expired journeys and challenges a while, so that a late
 // click on a link says "expired" rather than "not valid".
 const sweepGrace = 24 * time.Hour
@@ -151,15 +157,15 @@ func New(cfg Config) (*Plugin, error) {
 		Open:   p.openMessage,
 		Logger: s.Logger,
 		Now:    s.Now,
+		// A batch's outcomes and their audit events commit together.
+		Atomic:   s.Store.Atomic,
+		Record:   p.auditDelivery,
+		Parallel: senderParallel,
 		OnDelivered: func(m notify.Message, delay time.Duration) {
 			p.metrics.outboxDelay.Observe(delay.Seconds())
-			p.auditDelivery(m, "ok", "")
 		},
 		OnFailed: func(m notify.Message, dead bool) {
 			p.metrics.outboxFail.WithLabelValues(strconv.FormatBool(dead)).Inc()
-			if dead {
-				p.auditDelivery(m, "failed", "given up")
-			}
 		},
 	})
 	if err != nil {
@@ -427,21 +433,20 @@ func (p *Plugin) openMessage(payload []byte) (notify.Message, error) {
 	return m, err
 }
 
-// auditDelivery records that a journey's or an enrolment's message (a
-// code, a link) was sent or given up. Notices are not recorded: the event
-// that caused them is.
-func (p *Plugin) auditDelivery(m notify.Message, outcome, detail string) {
+// auditDelivery records, in the transaction that marks it sent or given
+// up, that a journey's or an enrolment's message (a code, a link) was
+// delivered or given up. Notices are not recorded: the event that caused
+// them is.
+func (p *Plugin) auditDelivery(ctx context.Context, tx store.Tx, m notify.Message, delivered bool) error {
 	if m.JourneyID == "" && m.UserID == "" {
-		return
+		return nil
 	}
-	ctx := context.Background()
-	err := p.s.Store.Atomic(ctx, func(tx store.Tx) error {
-		return p.appendAudit(ctx, tx, store.AuditEvent{Event: "message.sent", JourneyID: m.JourneyID, UserID: m.UserID,
-			Outcome: outcome, Detail: strings.TrimSpace(m.Channel + " " + m.Template + " " + detail)})
-	})
-	if err != nil {
-		p.log.Error("sspr: audit delivery failed", slog.Any("err", err))
+	outcome, detail := "ok", ""
+	if !delivered {
+		outcome, detail = "failed", "given up"
 	}
+	return p.appendAudit(ctx, tx, store.AuditEvent{Event: "message.sent", JourneyID: m.JourneyID, UserID: m.UserID,
+		Outcome: outcome, Detail: strings.TrimSpace(m.Channel + " " + m.Template + " " + detail)})
 }
 
 // subject describes a user to the flows.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -253,5 +254,184 @@ func TestMessageLogValueHidesBody(t *testing.T) {
 	l.Info("x", slog.Any("m", notify.Message{To: "a@b", Subject: "s", Text: "code 12345678"}))
 	if strings.Contains(buf.String(), "12345678") {
 		t.Fatalf("log holds the body: %s", buf.String())
+	}
+}
+
+// countingAtomic wraps a store's Atomic and counts the transactions.
+type countingAtomic struct {
+	st store.Store
+	n  atomic.Int32
+}
+
+func (c *countingAtomic) Atomic(ctx context.Context, fn func(tx store.Tx) error) error {
+	c.n.Add(1)
+	return c.st.Atomic(ctx, fn)
+}
+
+func TestWorkerRecordsABatchInOneTransaction(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "o.db"))
+	clk := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	ca := &countingAtomic{st: st}
+	var mu sync.Mutex
+	var recorded []string
+	failFor := ""
+	w, err := notify.NewWorker(notify.WorkerConfig{Outbox: st, Open: openPlain, Logger: quiet, Now: clk.Now, Parallel: 3,
+		Atomic: ca.Atomic,
+		Record: func(ctx context.Context, tx store.Tx, m notify.Message, delivered bool) error {
+			if m.To == failFor {
+				return errors.New("audit trail unavailable")
+			}
+			// The record is written in the transaction that marks the
+			// message: the audit event commits with it.
+			if _, err := tx.AppendAudit(ctx, store.AuditEvent{Time: clk.Now(), Event: "message.sent", UserID: m.To, Outcome: "ok"}); err != nil {
+				return err
+			}
+			mu.Lock()
+			recorded = append(recorded, m.To)
+			mu.Unlock()
+			return nil
+		},
+		Sender: notify.SenderFunc(func(context.Context, notify.Message) error { return nil })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for _, to := range []string{"a@x.test", "b@x.test", "", "c@x.test", "d@x.test"} {
+		ids = append(ids, enqueue(t, st, clk.Now(), notify.Message{To: to, Text: "t"}))
+	}
+	if n, err := w.Deliver(t.Context()); n != 5 || err != nil {
+		t.Fatalf("deliver: %d %v", n, err)
+	}
+	if got := ca.n.Load(); got != 1 {
+		t.Fatalf("%d transactions for one batch, want 1", got)
+	}
+	if len(recorded) != 4 {
+		t.Fatalf("recorded %v, want the four real messages (not the decoy)", recorded)
+	}
+	for _, id := range ids {
+		if m, _ := st.OutboxMessage(t.Context(), id); m.SentAt.IsZero() {
+			t.Fatalf("message %d not marked sent", id)
+		}
+	}
+	events, err := st.Audit(t.Context(), store.AuditFilter{UserID: "c@x.test"})
+	if err != nil || len(events) != 1 {
+		t.Fatalf("audit of c: %v %v", events, err)
+	}
+
+	// A record that fails sinks the batch's transaction: every message is
+	// then recorded alone, and only the failing one stays unrecorded (its
+	// lease runs out and it is sent again).
+	ca.n.Store(0)
+	failFor = "f@x.test"
+	e := enqueue(t, st, clk.Now(), notify.Message{To: "e@x.test", Text: "t"})
+	f := enqueue(t, st, clk.Now(), notify.Message{To: "f@x.test", Text: "t"})
+	if n, err := w.Deliver(t.Context()); n != 2 || err != nil {
+		t.Fatalf("deliver: %d %v", n, err)
+	}
+	if got := ca.n.Load(); got != 3 {
+		t.Fatalf("%d transactions, want 3 (the batch, then each alone)", got)
+	}
+	if m, _ := st.OutboxMessage(t.Context(), e); m.SentAt.IsZero() {
+		t.Fatal("e not marked sent after the batch failed")
+	}
+	if m, _ := st.OutboxMessage(t.Context(), f); !m.SentAt.IsZero() {
+		t.Fatal("f marked sent although its record failed")
+	}
+	// The failed batch's writes were rolled back: e's event is there once.
+	for to, want := range map[string]int{"e@x.test": 1, "f@x.test": 0} {
+		if events, err := st.Audit(t.Context(), store.AuditFilter{UserID: to}); err != nil || len(events) != want {
+			t.Fatalf("audit of %s: %d events (%v), want %d", to, len(events), err, want)
+		}
+	}
+}
+
+func TestWorkerSendsInParallel(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "o.db"))
+	const parallel = 4
+	arrived := make(chan struct{}, parallel)
+	release := make(chan struct{})
+	w, _ := notify.NewWorker(notify.WorkerConfig{Outbox: st, Open: openPlain, Logger: quiet, Parallel: parallel,
+		Sender: notify.SenderFunc(func(ctx context.Context, _ notify.Message) error {
+			arrived <- struct{}{}
+			select {
+			case <-release:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})})
+	for range parallel {
+		enqueue(t, st, time.Now(), notify.Message{To: "p@x.test", Text: "t"})
+	}
+	done := make(chan error, 1)
+	go func() { _, err := w.Deliver(t.Context()); done <- err }()
+	// All four sends are under way at once: sequential sends would never
+	// get past the first.
+	for i := range parallel {
+		select {
+		case <-arrived:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %d sends at once, want %d", i, parallel)
+		}
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSendsEndBeforeTheLease(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "o.db"))
+	const lease = time.Minute
+	var deadline time.Time
+	var ok bool
+	start := time.Now()
+	w, _ := notify.NewWorker(notify.WorkerConfig{Outbox: st, Open: openPlain, Logger: quiet, Lease: lease,
+		Sender: notify.SenderFunc(func(ctx context.Context, _ notify.Message) error {
+			deadline, ok = ctx.Deadline()
+			return nil
+		})})
+	enqueue(t, st, time.Now(), notify.Message{To: "l@x.test", Text: "t"})
+	if n, err := w.Deliver(t.Context()); n != 1 || err != nil {
+		t.Fatalf("deliver: %d %v", n, err)
+	}
+	// Another worker may claim the message when the lease ends: the send
+	// must be over by then.
+	if !ok || !deadline.Before(start.Add(lease)) || deadline.Before(start.Add(lease/2)) {
+		t.Fatalf("send deadline %v (set %v), want between half the lease and the lease after %v", deadline, ok, start)
+	}
+}
+
+func TestCloseStopsRunWithABacklog(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "o.db"))
+	first := make(chan struct{})
+	release := make(chan struct{})
+	var sends atomic.Int32
+	w, _ := notify.NewWorker(notify.WorkerConfig{Outbox: st, Open: openPlain, Logger: quiet, BatchSize: 1, PollInterval: time.Hour,
+		Sender: notify.SenderFunc(func(context.Context, notify.Message) error {
+			if sends.Add(1) == 1 {
+				close(first)
+				<-release
+			}
+			return nil
+		})})
+	for range 50 {
+		enqueue(t, st, time.Now(), notify.Message{To: "c@x.test", Text: "t"})
+	}
+	done := make(chan error, 1)
+	go func() { done <- w.Run(t.Context()) }()
+	<-first
+	w.Close()
+	close(release)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run kept going after Close")
+	}
+	if n := sends.Load(); n != 1 {
+		t.Fatalf("%d sends after Close, want the one under way", n)
 	}
 }

@@ -42,8 +42,22 @@ type WorkerConfig struct {
 	// Backoff returns the delay before attempt n+1 after n failed
 	// attempts. Default: 5s doubling up to 1h, with ±20% jitter.
 	Backoff func(attempts int) time.Duration
-	// OnDelivered, if set, is called after each delivery with the message
-	// and the time since it was queued (for metrics and audit trails).
+	// Parallel is how many messages of a batch are sent at once (the
+	// Sender must be safe for concurrent use). Default: 1.
+	Parallel int
+	// Atomic, if set, runs the bookkeeping of a claimed batch (each
+	// message marked sent or failed, and Record's writes) in one store
+	// transaction, so that a batch costs one commit rather than one or two
+	// per message. Typically the store's [store.Store.Atomic]. When the
+	// transaction fails, each message is recorded on its own instead.
+	Atomic func(ctx context.Context, fn func(tx store.Tx) error) error
+	// Record, if set, writes what goes with a message's outcome (an audit
+	// event), in the transaction that marks it sent (delivered is true) or
+	// given up (delivered is false). An error fails that transaction. It
+	// needs Atomic.
+	Record func(ctx context.Context, tx store.Tx, m Message, delivered bool) error
+	// OnDelivered, if set, is called after each delivery has been recorded,
+	// with the message and the time since it was queued (for metrics).
 	OnDelivered func(m Message, delay time.Duration)
 	// OnFailed, if set, is called after each failed attempt with the
 	// message (zero when its payload did not open); dead reports that the
@@ -53,7 +67,9 @@ type WorkerConfig struct {
 
 // Worker delivers queued messages. Several workers, in one process or in
 // several, may run against one outbox: the store's lease makes each claim
-// exclusive.
+// exclusive, and a send is cut off (its context ends) a tenth of the lease
+// before the lease does, so that a slow Sender does not let another worker
+// claim and send the same message while it still runs.
 type Worker struct {
 	cfg  WorkerConfig
 	kick chan struct{}
@@ -73,6 +89,9 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	if cfg.Open == nil {
 		errs = append(errs, errors.New("notify: config: field 'Open': is required"))
 	}
+	if cfg.Record != nil && cfg.Atomic == nil {
+		errs = append(errs, errors.New("notify: config: field 'Record': needs field 'Atomic'"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -90,6 +109,9 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 16
+	}
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = 1
 	}
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 10
@@ -133,7 +155,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	t := time.NewTicker(w.cfg.PollInterval)
 	defer t.Stop()
 	for {
-		for {
+		for w.running(ctx) {
 			n, err := w.Deliver(ctx)
 			if err != nil && ctx.Err() == nil {
 				w.cfg.Logger.ErrorContext(ctx, "notify: outbox claim failed", slog.Any("err", err))
@@ -153,69 +175,190 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
-// Deliver claims one batch of due messages and attempts each once. It
-// returns how many it claimed.
+// running reports whether Run should go on: neither ctx ended nor Close
+// was called (a backlog does not keep a closed worker busy).
+func (w *Worker) running(ctx context.Context) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-w.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// outcome is what became of one claimed message.
+type outcome struct {
+	sm        store.Message
+	msg       Message
+	log       *slog.Logger
+	delivered bool   // sent, or a decoy (nothing to send)
+	decoy     bool   // no recipient: marked sent, not reported
+	reason    string // why it failed (sanitized)
+	dead      bool   // given up
+	next      time.Time
+	skipped   bool // the lease ran out before the send: left to expire
+}
+
+// Deliver claims one batch of due messages and attempts each once
+// (Parallel at a time), then records the outcomes. It returns how many it
+// claimed.
 func (w *Worker) Deliver(ctx context.Context) (int, error) {
-	now := w.cfg.Now()
-	msgs, err := w.cfg.Outbox.Claim(ctx, now, w.cfg.Lease, w.cfg.BatchSize)
+	claimed := w.cfg.Now()
+	msgs, err := w.cfg.Outbox.Claim(ctx, claimed, w.cfg.Lease, w.cfg.BatchSize)
 	if err != nil {
 		return 0, fmt.Errorf("notify: claim: %w", err)
 	}
-	for _, m := range msgs {
-		w.deliver(ctx, m)
+	if len(msgs) == 0 {
+		return 0, nil
 	}
+	// Sends end a tenth of the lease before it does: after that another
+	// worker may claim the message. (A timeout, not a deadline: Now may be
+	// a test's clock, and the claim was just made.)
+	sendCtx, cancel := context.WithTimeout(ctx, w.cfg.Lease-w.cfg.Lease/10)
+	defer cancel()
+	outs := make([]outcome, len(msgs))
+	if w.cfg.Parallel == 1 || len(msgs) == 1 {
+		for i, m := range msgs {
+			outs[i] = w.attempt(sendCtx, m)
+		}
+	} else {
+		var wg sync.WaitGroup
+		slots := make(chan struct{}, w.cfg.Parallel)
+		for i, m := range msgs {
+			slots <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-slots }()
+				outs[i] = w.attempt(sendCtx, m)
+			})
+		}
+		wg.Wait()
+	}
+	w.settle(ctx, outs)
 	return len(msgs), nil
 }
 
-func (w *Worker) deliver(ctx context.Context, sm store.Message) {
+// attempt opens and sends one claimed message.
+func (w *Worker) attempt(ctx context.Context, sm store.Message) outcome {
 	log := w.cfg.Logger.With(slog.Group("outbox", "id", sm.ID, "attempt", sm.Attempts))
+	o := outcome{sm: sm, log: log}
 	msg, err := w.cfg.Open(sm.Payload)
 	if err != nil {
 		// A payload no key opens never will: give it up at once.
 		log.ErrorContext(ctx, "notify: cannot open message; giving up", slog.Any("err", err))
-		w.markFailed(ctx, log, sm, Message{}, "cannot open payload", true)
-		return
+		o.reason, o.dead = "cannot open payload", true
+		return o
 	}
+	o.msg = msg
 	if msg.To == "" {
 		// A decoy (a reset for an unknown account): same work, nothing sent.
-		if err := w.cfg.Outbox.MarkSent(ctx, sm.ID, w.cfg.Now()); err != nil {
-			log.ErrorContext(ctx, "notify: mark sent failed", slog.Any("err", err))
-		}
-		return
+		o.delivered, o.decoy = true, true
+		return o
+	}
+	if ctx.Err() != nil {
+		// The lease is (nearly) over: another worker may have it by now.
+		o.skipped = true
+		return o
 	}
 	if err := w.cfg.Sender.Send(ctx, msg); err != nil {
 		// A permanent failure (a refused recipient, an unknown channel)
 		// will fail again: give it up now rather than after MaxAttempts.
-		dead := sm.Attempts >= w.cfg.MaxAttempts || errors.Is(err, ErrPermanent)
+		o.dead = sm.Attempts >= w.cfg.MaxAttempts || errors.Is(err, ErrPermanent)
 		level := slog.LevelWarn
-		if dead {
+		if o.dead {
 			level = slog.LevelError
 		}
 		// A sender's error may quote the recipient or the text (an SMTP
 		// server's "550 <alice@…> rejected"): log and keep it without them.
-		reason := sanitize([]byte(err.Error()), msg)
-		log.Log(ctx, level, "notify: delivery failed", slog.Any("message", msg), slog.String("err", reason), slog.Bool("dead", dead))
-		w.markFailed(ctx, log, sm, msg, reason, dead)
-		return
+		o.reason = sanitize([]byte(err.Error()), msg)
+		log.Log(ctx, level, "notify: delivery failed", slog.Any("message", msg), slog.String("err", o.reason), slog.Bool("dead", o.dead))
+		if len(o.reason) > 200 {
+			o.reason = o.reason[:200]
+		}
+		return o
 	}
-	if err := w.cfg.Outbox.MarkSent(ctx, sm.ID, w.cfg.Now()); err != nil {
-		log.ErrorContext(ctx, "notify: mark sent failed", slog.Any("err", err))
-		return
+	o.delivered = true
+	return o
+}
+
+// settle records the outcomes: in one transaction when Atomic is set (one
+// at a time if that fails), then tells OnDelivered and OnFailed.
+func (w *Worker) settle(ctx context.Context, outs []outcome) {
+	now := w.cfg.Now()
+	for i := range outs {
+		if o := &outs[i]; !o.delivered && !o.skipped {
+			o.next = now.Add(w.cfg.Backoff(o.sm.Attempts))
+		}
 	}
-	if w.cfg.OnDelivered != nil {
-		w.cfg.OnDelivered(msg, w.cfg.Now().Sub(sm.CreatedAt))
+	recorded := make([]bool, len(outs))
+	if w.cfg.Atomic != nil {
+		err := w.cfg.Atomic(ctx, func(tx store.Tx) error {
+			for i := range outs {
+				if err := w.record(ctx, tx, tx, &outs[i], now); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			for i := range recorded {
+				recorded[i] = true
+			}
+		} else {
+			w.cfg.Logger.WarnContext(ctx, "notify: recording a batch failed; recording each message alone", slog.Any("err", err))
+		}
+	}
+	for i := range outs {
+		o := &outs[i]
+		if !recorded[i] {
+			var err error
+			if w.cfg.Atomic != nil {
+				err = w.cfg.Atomic(ctx, func(tx store.Tx) error { return w.record(ctx, tx, tx, o, now) })
+			} else {
+				err = w.record(ctx, w.cfg.Outbox, nil, o, now)
+			}
+			if err != nil {
+				o.log.ErrorContext(ctx, "notify: recording the outcome failed", slog.Any("err", err))
+				continue
+			}
+		}
+		switch {
+		case o.skipped || o.decoy:
+		case o.delivered:
+			if w.cfg.OnDelivered != nil {
+				w.cfg.OnDelivered(o.msg, now.Sub(o.sm.CreatedAt))
+			}
+		default:
+			if w.cfg.OnFailed != nil {
+				w.cfg.OnFailed(o.msg, o.dead)
+			}
+		}
 	}
 }
 
-func (w *Worker) markFailed(ctx context.Context, log *slog.Logger, sm store.Message, msg Message, reason string, dead bool) {
-	if len(reason) > 200 {
-		reason = reason[:200]
+// record writes one outcome through ob, and Record's writes in tx (nil
+// without Atomic). A message that is gone (swept) is not an error of the
+// batch.
+func (w *Worker) record(ctx context.Context, ob store.OutboxStore, tx store.Tx, o *outcome, now time.Time) error {
+	var err error
+	switch {
+	case o.skipped:
+		return nil
+	case o.delivered:
+		err = ob.MarkSent(ctx, o.sm.ID, now)
+	default:
+		err = ob.MarkFailed(ctx, o.sm.ID, o.next, o.reason, o.dead)
 	}
-	if w.cfg.OnFailed != nil {
-		w.cfg.OnFailed(msg, dead)
+	if errors.Is(err, store.ErrNotFound) {
+		o.log.WarnContext(ctx, "notify: message gone before its outcome was recorded")
+		return nil
 	}
-	next := w.cfg.Now().Add(w.cfg.Backoff(sm.Attempts))
-	if err := w.cfg.Outbox.MarkFailed(ctx, sm.ID, next, reason, dead); err != nil {
-		log.ErrorContext(ctx, "notify: mark failed failed", slog.Any("err", err))
+	if err != nil {
+		return err
 	}
+	if w.cfg.Record != nil && tx != nil && !o.decoy && (o.delivered || o.dead) {
+		return w.cfg.Record(ctx, tx, o.msg, o.delivered)
+	}
+	return nil
 }
