@@ -321,6 +321,26 @@ func TestMailboxPages(t *testing.T) {
 	}
 }
 
+func TestMailboxNeverLogsTheText(t *testing.T) {
+	var log strings.Builder
+	mb := server.NewMailbox(slog.New(slog.NewTextHandler(&log, nil)), nil)
+	m := notify.Message{Channel: "email", To: "alice@example.com", Subject: "Reset your password",
+		Text: "Your code: 48151623\nhttp://localhost:9998/recovery/link?token=SECRET-TOKEN", HTML: "<p>48151623</p>"}
+	if err := mb.Send(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	got := log.String()
+	if !strings.Contains(got, "Reset your password") {
+		t.Fatalf("the log does not say what arrived: %q", got)
+	}
+	if strings.Contains(got, "48151623") || strings.Contains(got, "SECRET-TOKEN") {
+		t.Fatalf("the log keeps the message's code or link: %q", got)
+	}
+	if ms := mb.Messages(); len(ms) != 1 || ms[0].Text != m.Text {
+		t.Fatalf("the mailbox lost the text: %+v", ms)
+	}
+}
+
 func TestMailboxWait(t *testing.T) {
 	mb := server.NewMailbox(slog.New(slog.DiscardHandler), nil)
 
