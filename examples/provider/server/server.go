@@ -341,7 +341,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		f.Close()
 	}
 	dsn := "file:" + filepath.Join(cfg.DataDir, "provider.db") +
-		"?_journal_mode=WAL&_busy_timeout=5000&_txlock=immediate&_foreign_keys=on&_synchronous=NORMAL"
+		"?_journal_mode=WAL&_busy_timeout=5000&_txlock=immediate&_foreign_keys=on&_synchronous=NORMAL&_stmt_cache_size=16"
 	if s.db, err = sql.Open("sqlite3", dsn); err != nil {
 		return nil, fmt.Errorf("server: open provider.db: %w", err)
 	}
