@@ -435,3 +435,52 @@ func TestCloseStopsRunWithABacklog(t *testing.T) {
 		t.Fatalf("%d sends after Close, want the one under way", n)
 	}
 }
+
+// countingOutbox counts claims that returned messages, and closes idle
+// when the first claim has returned.
+type countingOutbox struct {
+	store.Store
+	claims atomic.Int32
+	once   sync.Once
+	idle   chan struct{}
+}
+
+func (c *countingOutbox) Claim(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.Message, error) {
+	ms, err := c.Store.Claim(ctx, now, lease, limit)
+	if len(ms) > 0 {
+		c.claims.Add(1)
+	}
+	c.once.Do(func() { close(c.idle) })
+	return ms, err
+}
+
+func TestWorkerGathersAfterAKick(t *testing.T) {
+	st := &countingOutbox{Store: openStore(t, filepath.Join(t.TempDir(), "o.db")), idle: make(chan struct{})}
+	got := make(chan notify.Message, 2)
+	w, _ := notify.NewWorker(notify.WorkerConfig{Outbox: st, Open: openPlain, Logger: quiet, PollInterval: time.Hour, Gather: time.Second,
+		Sender: notify.SenderFunc(func(_ context.Context, m notify.Message) error { got <- m; return nil })})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	<-st.idle // Run's first look found nothing
+	// Two messages queued and kicked one after the other, well within the
+	// gathering time: one claim takes both.
+	enqueue(t, st, time.Now(), notify.Message{To: "g1@example.com", Text: "1"})
+	w.Kick()
+	enqueue(t, st, time.Now(), notify.Message{To: "g2@example.com", Text: "2"})
+	w.Kick()
+	for range 2 {
+		select {
+		case <-got:
+		case <-time.After(10 * time.Second):
+			t.Fatal("not delivered")
+		}
+	}
+	if n := st.claims.Load(); n != 1 {
+		t.Fatalf("%d claims for two messages kicked together, want 1", n)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

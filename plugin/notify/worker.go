@@ -42,6 +42,11 @@ type WorkerConfig struct {
 	// Backoff returns the delay before attempt n+1 after n failed
 	// attempts. Default: 5s doubling up to 1h, with ±20% jitter.
 	Backoff func(attempts int) time.Duration
+	// Gather is how long Run waits after a Kick before it claims, so that
+	// the messages queued meanwhile go out in one batch (one claim and one
+	// commit) rather than one batch each. It delays each message by at most
+	// Gather. Default: 0 (claim at once).
+	Gather time.Duration
 	// Parallel is how many messages of a batch are sent at once (the
 	// Sender must be safe for concurrent use). Default: 1.
 	Parallel int
@@ -170,8 +175,29 @@ func (w *Worker) Run(ctx context.Context) error {
 		case <-w.done:
 			return nil
 		case <-w.kick:
+			if !w.gather(ctx) {
+				return nil
+			}
 		case <-t.C:
 		}
+	}
+}
+
+// gather waits Gather after a kick, unless the worker stops meanwhile
+// (then it reports false).
+func (w *Worker) gather(ctx context.Context) bool {
+	if w.cfg.Gather <= 0 {
+		return true
+	}
+	t := time.NewTimer(w.cfg.Gather)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-w.done:
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
