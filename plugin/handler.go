@@ -41,9 +41,6 @@ func (p *Plugin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Content-Security-Policy", p.csp)
-	if p.s.InsecureDisableRateLimits {
-		p.log.WarnContext(r.Context(), "sspr: rate limits are OFF (InsecureDisableRateLimits)")
-	}
 
 	path, ok := strings.CutPrefix(r.URL.Path, p.basePath)
 	if !ok {
@@ -145,6 +142,10 @@ func (p *Plugin) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (p *Plugin) render(w http.ResponseWriter, r *http.Request, status int, page, csrfBinding string, data any) {
+	if p.s.InsecureDisableRateLimits {
+		// Loud on every page, as at start-up (redirects stay quiet).
+		p.log.WarnContext(r.Context(), "sspr: rate limits are OFF (InsecureDisableRateLimits)", slog.String("page", page))
+	}
 	tr := p.tr(r)
 	v := view{Lang: tr.Lang, T: tr, Product: p.s.ProductName, Logo: p.s.LogoURL, Base: p.basePath, Page: data}
 	if csrfBinding != "" {
