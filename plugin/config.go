@@ -140,7 +140,7 @@ type Config struct {
 	NotifyResetRequests bool
 
 	// InsecureDisableRateLimits turns every rate limit off. For load tests
-	// only: it logs a warning at start-up and on every request.
+	// only: it logs a warning at start-up and with every page it serves.
 	InsecureDisableRateLimits bool
 
 	// ClientIP returns the client address of a request, for rate limits and

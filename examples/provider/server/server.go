@@ -174,7 +174,7 @@ type Config struct {
 	// DisableRateLimits turns sspr's rate limits off
 	// (plugin.Config.InsecureDisableRateLimits), so that a load test from
 	// one address measures the work rather than the 429 page. New logs a
-	// warning, and sspr logs one on every request. Never set it in
+	// warning, and sspr logs one with every page. Never set it in
 	// production. Default: false (limits on).
 	DisableRateLimits bool
 }
