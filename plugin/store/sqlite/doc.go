@@ -35,7 +35,7 @@
 // Automatic checkpoints are off on the writer: a background goroutine on a
 // third connection runs PASSIVE checkpoints every 50 ms while writes go
 // on, and restarts the log between two write transactions once it passes
-// 32 MiB (checkpoint.go), so no request pays for a checkpoint in its
+// 128 MiB (checkpoint.go), so no request pays for a checkpoint in its
 // commit and the log stays bounded.
 //
 // The shared cache (cache=shared) is never used. Each connection keeps its
