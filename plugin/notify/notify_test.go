@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -360,8 +362,8 @@ func TestWorkerSendsInParallel(t *testing.T) {
 				return ctx.Err()
 			}
 		})})
-	for range parallel {
-		enqueue(t, st, time.Now(), notify.Message{To: "p@x.test", Text: "t"})
+	for i := range parallel {
+		enqueue(t, st, time.Now(), notify.Message{To: fmt.Sprintf("p%d@x.test", i), Text: "t"})
 	}
 	done := make(chan error, 1)
 	go func() { _, err := w.Deliver(t.Context()); done <- err }()
@@ -482,5 +484,51 @@ func TestWorkerGathersAfterAKick(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestWorkerSendsToOneRecipientInOrder(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "o.db"))
+	var mu sync.Mutex
+	inflight := map[string]int{}
+	var order []string
+	otherArrived := make(chan struct{})
+	w, _ := notify.NewWorker(notify.WorkerConfig{Outbox: st, Open: openPlain, Logger: quiet, Parallel: 4,
+		Sender: notify.SenderFunc(func(ctx context.Context, m notify.Message) error {
+			mu.Lock()
+			inflight[m.To]++
+			if inflight[m.To] > 1 {
+				t.Errorf("two sends to %s at once", m.To)
+			}
+			if m.To == "a@x.test" {
+				order = append(order, m.Text)
+			}
+			mu.Unlock()
+			switch {
+			case m.To == "b@x.test":
+				close(otherArrived)
+			case m.Text == "1":
+				// The first message to a waits until b's is under way: b
+				// is not held up behind a.
+				select {
+				case <-otherArrived:
+				case <-time.After(10 * time.Second):
+					t.Error("b's message waited for a's")
+				}
+			}
+			mu.Lock()
+			inflight[m.To]--
+			mu.Unlock()
+			return nil
+		})})
+	for _, text := range []string{"1", "2", "3"} {
+		enqueue(t, st, time.Now(), notify.Message{To: "a@x.test", Text: text})
+	}
+	enqueue(t, st, time.Now(), notify.Message{To: "b@x.test", Text: "b"})
+	if n, err := w.Deliver(t.Context()); n != 4 || err != nil {
+		t.Fatalf("deliver: %d %v", n, err)
+	}
+	if !slices.Equal(order, []string{"1", "2", "3"}) {
+		t.Fatalf("a's messages arrived as %v, want 1 2 3 (a resent code after the one it replaced)", order)
 	}
 }

@@ -245,18 +245,36 @@ func (w *Worker) Deliver(ctx context.Context) (int, error) {
 	sendCtx, cancel := context.WithTimeout(ctx, w.cfg.Lease-w.cfg.Lease/10)
 	defer cancel()
 	outs := make([]outcome, len(msgs))
+	for i, m := range msgs {
+		outs[i] = w.open(ctx, m)
+	}
 	if w.cfg.Parallel == 1 || len(msgs) == 1 {
-		for i, m := range msgs {
-			outs[i] = w.attempt(sendCtx, m)
+		for i := range outs {
+			w.send(sendCtx, &outs[i])
 		}
 	} else {
+		// Messages to one recipient go one after the other, oldest first
+		// (a resent code must not arrive before the one it replaced);
+		// different recipients in parallel.
+		var order []string
+		byTo := map[string][]int{}
+		for i, o := range outs {
+			if o.pending() {
+				if _, ok := byTo[o.msg.To]; !ok {
+					order = append(order, o.msg.To)
+				}
+				byTo[o.msg.To] = append(byTo[o.msg.To], i)
+			}
+		}
 		var wg sync.WaitGroup
 		slots := make(chan struct{}, w.cfg.Parallel)
-		for i, m := range msgs {
+		for _, to := range order {
 			slots <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-slots }()
-				outs[i] = w.attempt(sendCtx, m)
+				for _, i := range byTo[to] {
+					w.send(sendCtx, &outs[i])
+				}
 			})
 		}
 		wg.Wait()
@@ -265,8 +283,8 @@ func (w *Worker) Deliver(ctx context.Context) (int, error) {
 	return len(msgs), nil
 }
 
-// attempt opens and sends one claimed message.
-func (w *Worker) attempt(ctx context.Context, sm store.Message) outcome {
+// open opens one claimed message.
+func (w *Worker) open(ctx context.Context, sm store.Message) outcome {
 	log := w.cfg.Logger.With(slog.Group("outbox", "id", sm.ID, "attempt", sm.Attempts))
 	o := outcome{sm: sm, log: log}
 	msg, err := w.cfg.Open(sm.Payload)
@@ -280,12 +298,25 @@ func (w *Worker) attempt(ctx context.Context, sm store.Message) outcome {
 	if msg.To == "" {
 		// A decoy (a reset for an unknown account): same work, nothing sent.
 		o.delivered, o.decoy = true, true
-		return o
 	}
+	return o
+}
+
+// pending reports whether o was opened and still needs its send.
+func (o *outcome) pending() bool {
+	return !o.delivered && !o.dead
+}
+
+// send sends an opened message, unless the lease is (nearly) over.
+func (w *Worker) send(ctx context.Context, o *outcome) {
+	if !o.pending() {
+		return
+	}
+	msg, sm, log := o.msg, o.sm, o.log
 	if ctx.Err() != nil {
 		// The lease is (nearly) over: another worker may have it by now.
 		o.skipped = true
-		return o
+		return
 	}
 	if err := w.cfg.Sender.Send(ctx, msg); err != nil {
 		// A permanent failure (a refused recipient, an unknown channel)
@@ -302,10 +333,9 @@ func (w *Worker) attempt(ctx context.Context, sm store.Message) outcome {
 		if len(o.reason) > 200 {
 			o.reason = o.reason[:200]
 		}
-		return o
+		return
 	}
 	o.delivered = true
-	return o
 }
 
 // settle records the outcomes: in one transaction when Atomic is set (one
