@@ -187,14 +187,23 @@ const (
 	refFactor  = "f"
 )
 
+// decoyUser is the user ID whose factors a decoy's Options read: a NUL
+// byte first, which no host's user ID has, so the read finds nothing.
+const decoyUser = "\x00sspr-decoy"
+
 // Options offers one option per phone number of s that can receive text
 // messages: the numbers the host verified (s.Phones; numbers that do not
 // normalize are skipped) and those the user enrolled here, without
 // duplicates. A host number's Ref is "c" and its index in s.Phones, an
 // enrolled one's "f" and its factor ID; the Hint is the [Mask]ed number.
-// A decoy has none.
+// A decoy has none, but costs the same store read as a user without
+// numbers (its own user ID matches no factor), so that a reset's first
+// page takes as long for unknown identifiers as for known ones.
 func (f *Flow) Options(ctx context.Context, s flows.Subject) ([]flows.Option, error) {
 	if s.UserID == "" {
+		if _, err := f.cfg.Store.Factors(ctx, decoyUser, ID); err != nil {
+			return nil, fmt.Errorf("sms: options: %w", err)
+		}
 		return nil, nil
 	}
 	var out []flows.Option

@@ -2,6 +2,7 @@ package sms_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"errors"
 	"io"
@@ -229,6 +230,38 @@ func TestOptions(t *testing.T) {
 	for _, s := range []flows.Subject{{}, {UserID: "u2"}} {
 		if got, err := fx.flow.Options(t.Context(), s); err != nil || len(got) != 0 {
 			t.Fatalf("Options(%+v) = %+v, %v", s, got, err)
+		}
+	}
+}
+
+// readCounter counts the factor reads of a store.
+type readCounter struct {
+	store.Store
+	reads int
+}
+
+func (r *readCounter) Factors(ctx context.Context, userID, flow string) ([]store.Factor, error) {
+	r.reads++
+	return r.Store.Factors(ctx, userID, flow)
+}
+
+// TestDecoyOptionsReadTheStore: a decoy's options cost the store read that
+// a user without numbers costs, so that the first page of a reset takes as
+// long for an unknown identifier.
+func TestDecoyOptionsReadTheStore(t *testing.T) {
+	fx := setup(t, sms.Config{})
+	rc := &readCounter{Store: fx.st}
+	f, err := sms.New(sms.Config{Store: rc, Keys: [][]byte{fx.key}, Now: fx.env.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []flows.Subject{{UserID: "u9"}, {}} {
+		rc.reads = 0
+		if got, err := f.Options(t.Context(), s); err != nil || len(got) != 0 {
+			t.Fatalf("Options(%+v) = %+v, %v", s, got, err)
+		}
+		if rc.reads != 1 {
+			t.Fatalf("Options(%+v) read the factors %d times, want 1", s, rc.reads)
 		}
 	}
 }
