@@ -68,7 +68,11 @@ type Contact struct {
 // ContactLister is an optional [Directory] capability: it lists every
 // verified contact address of a user. Without it sspr uses [User.Email].
 type ContactLister interface {
-	// Contacts returns the user's verified contact addresses.
+	// Contacts returns the user's verified contact addresses. When a reset
+	// starts for an identifier that matches no user, sspr calls it with
+	// [DecoyUserID] (so that an unknown identifier costs the host what a
+	// known one does): answer as for any user ID you do not know, with no
+	// contacts or an error matching [ErrUserNotFound].
 	Contacts(ctx context.Context, userID string) ([]Contact, error)
 }
 
@@ -102,3 +106,8 @@ type PasswordVerifier interface {
 	// password, and an error matching [ErrWrongPassword] when it is not.
 	VerifyPassword(ctx context.Context, userID, password string) error
 }
+
+// DecoyUserID is the user ID sspr gives [ContactLister.Contacts] for an
+// identifier that matches no user. It begins with a NUL byte, which no
+// real user ID has.
+const DecoyUserID = "\x00sspr-decoy"

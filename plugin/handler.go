@@ -477,6 +477,11 @@ func (p *Plugin) startJourney(w http.ResponseWriter, r *http.Request) error {
 			return internalError(err)
 		}
 	case errors.Is(err, ErrUserNotFound):
+		// The host's contact lookup costs the same for an identifier that
+		// matches nobody: ask for a user ID no user has.
+		if _, err := p.subject(ctx, User{ID: DecoyUserID}); err != nil && !errors.Is(err, ErrUserNotFound) {
+			return internalError(err)
+		}
 	default:
 		return internalError(fmt.Errorf("sspr: directory: %w", err))
 	}

@@ -35,6 +35,8 @@ type directory struct {
 	afterSet func()
 	// revokeErr, when set, makes RevokeSessions fail.
 	revokeErr error
+	// contactCalls counts Contacts calls.
+	contactCalls int
 }
 
 type dirUser struct {
@@ -109,6 +111,7 @@ func (d *directory) revocations(id string) int {
 func (d *directory) Contacts(_ context.Context, id string) ([]plugin.Contact, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.contactCalls++
 	var cs []plugin.Contact
 	if u, ok := d.users[id]; ok {
 		for _, a := range u.extra {
