@@ -9,7 +9,9 @@
 // bound to the account ([KindBound]) or know an answer ([KindKnowledge]).
 // The engine asks each flow which [Option]s a user has, lets it [Flow.Begin]
 // (send a code, issue a challenge) and [Flow.Verify] the response, and
-// decides with its policy when the journey has proved enough.
+// decides with its policy when the journey has proved enough. A flow
+// whose check is expensive (a password hash) implements [Preparer], so
+// that the engine does that work before it opens its write transaction.
 package flows
 
 import (
@@ -134,6 +136,12 @@ type Env interface {
 	// MAC returns a keyed hash (HMAC-SHA-256 under the plugin's current key)
 	// of the parts, separated unambiguously, for the given purpose.
 	MAC(purpose string, parts ...[]byte) []byte
+	// MACs returns the keyed hashes of the parts for the purpose under
+	// every configured key, current key first (so MACs(…)[0] equals
+	// MAC(…)), for checking a stored hash that an older key may have made:
+	// a flow that stores MACs tries them all, so that rotating the keys
+	// loses no data.
+	MACs(purpose string, parts ...[]byte) [][]byte
 	// URL returns the absolute URL of a path under the plugin's base URL,
 	// built from configuration, never from the request.
 	URL(path string, query url.Values) string
@@ -179,6 +187,75 @@ type VerifyRequest struct {
 	Form url.Values
 	// HTTP is the request, for flows that parse their own body (WebAuthn).
 	HTTP *http.Request
+	// Prepared is what the flow's [Preparer.Prepare] returned for this
+	// response, or nil when the engine did not prepare it (then the flow
+	// does the whole check in Verify).
+	Prepared any
+}
+
+// StoreReader is the read-only view of the store a [Preparer] gets. Each
+// call runs in a short transaction of its own, never in the engine's
+// write transaction, so what it returns may change before
+// [Flow.Verify] runs.
+type StoreReader interface {
+	// LatestChallenge is [store.ChallengeStore.LatestChallenge].
+	LatestChallenge(ctx context.Context, journeyID, flow string) (store.Challenge, error)
+	// Factors is [store.FactorStore.Factors].
+	Factors(ctx context.Context, userID, flow string) ([]store.Factor, error)
+}
+
+// PrepareRequest carries a response to prepare for verification; its
+// fields mean what those of [VerifyRequest] do.
+type PrepareRequest struct {
+	// Store reads the store outside any write transaction.
+	Store StoreReader
+	// Env is the engine's environment.
+	Env Env
+	// JourneyID is the journey.
+	JourneyID string
+	// Subject is the person.
+	Subject Subject
+	// Form holds the submitted form values.
+	Form url.Values
+	// HTTP is the request.
+	HTTP *http.Request
+}
+
+// Preparer is implemented by flows whose check of a response needs
+// expensive work, such as an argon2id hash of a recovery code or of
+// security answers. The engine verifies inside one write transaction of
+// the store, and on SQLite every other write of the service waits for it;
+// so before opening it the engine calls Prepare, which does the expensive
+// work against what [PrepareRequest.Store] reads, and hands the result to
+// [Flow.Verify] in [VerifyRequest.Prepared].
+//
+// Prepare changes nothing: it never counts an attempt and never uses a
+// code. Verify re-reads everything in its transaction and trusts a
+// prepared result only for the exact stored hash (salt and hash) it was
+// computed against; when the stored data changed in between (the
+// challenge was used, the set of answers or codes was replaced), the
+// response is wrong and counted as such. A decoy or a user without the
+// factor does the same expensive work in Prepare as a real one. The
+// engine does not prepare a response that a rate limit will refuse.
+// Prepare returns an error only for a fault (the store failed, ctx
+// ended); a malformed response or a dead challenge is left to Verify.
+type Preparer interface {
+	// Prepare does the expensive part of checking r and returns an opaque
+	// value for [VerifyRequest.Prepared].
+	Prepare(ctx context.Context, r PrepareRequest) (any, error)
+}
+
+// KeyDeriver computes argon2id keys (RFC 9106) while bounding how many
+// are computed at once, so that many parallel attempts cannot exhaust
+// memory. *password.Hasher (package plugin/password) implements it; give
+// the plugin's Config.Hasher to the flows that take one, so that one
+// bound covers every hash of the service.
+type KeyDeriver interface {
+	// DeriveKey returns the argon2id key of secret with salt and params,
+	// a string such as "argon2id$v=19$m=19456,t=2,p=1$32" (costs and key
+	// length in bytes). It waits for a hashing slot and returns ctx.Err()
+	// if ctx ends first, and an error when params are out of its bounds.
+	DeriveKey(ctx context.Context, secret string, salt []byte, params string) ([]byte, error)
 }
 
 // Flow is one verification method.
@@ -192,9 +269,11 @@ type Flow interface {
 	// Begin starts a verification: it stores a challenge and queues a
 	// message through r.Env, in r.Tx.
 	Begin(ctx context.Context, r BeginRequest) error
-	// Verify checks a response for the journey's current challenge. It
-	// returns nil when verified, or an error matching one of this package's
-	// sentinels (possibly a [*VerifyError]).
+	// Verify checks a response for the journey's current challenge, in
+	// r.Tx. It returns nil when verified, or an error matching one of this
+	// package's sentinels (possibly a [*VerifyError]). A flow that
+	// implements [Preparer] uses r.Prepared when it is there, and does the
+	// whole check itself when it is nil.
 	Verify(ctx context.Context, r VerifyRequest) error
 }
 

@@ -987,6 +987,29 @@ func (p *Plugin) verify(w http.ResponseWriter, r *http.Request) error {
 	}
 	now := p.s.Now()
 	ip := p.s.ClientIP(r)
+	// A flow whose check is expensive (argon2id) does it now, before the
+	// write transaction, so that the service's other writes never wait
+	// for it; the flow's Verify re-reads and trusts the result only for
+	// what it was computed against. Not when a limit below will refuse
+	// the attempt anyway: the limits are only peeked at here (with the
+	// same now, so a limit exceeded here is exceeded below).
+	var prepared any
+	if pf, ok := f.(flows.Preparer); ok {
+		ipPeek, err := p.limits.peek(ctx, p.s.Store, p.s.Limits.VerifiesPerIP, p.limits.key("verify-ip", ip), now)
+		if err != nil {
+			return internalError(err)
+		}
+		acctPeek, err := p.limits.peek(ctx, p.s.Store, p.s.Limits.FailuresPerAccount, p.limits.key("failures", failureKey(j)), now)
+		if err != nil {
+			return internalError(err)
+		}
+		if !ipPeek.exceeded && !acctPeek.exceeded {
+			prepared, err = pf.Prepare(ctx, flows.PrepareRequest{Store: p.s.Store, Env: env{p: p}, JourneyID: j.ID, Subject: after.subject, Form: r.PostForm, HTTP: r})
+			if err != nil {
+				return internalError(err)
+			}
+		}
+	}
 	var ipLimit, acctLimit limitResult
 	var verr error
 	err = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
@@ -1011,7 +1034,7 @@ func (p *Plugin) verify(w http.ResponseWriter, r *http.Request) error {
 			return p.audit(ctx, tx, r, "verify."+f.ID(), j.ID, j.UserID, "limited", "per-account failure limit")
 		}
 		before := attemptsOf(ctx, tx, j.ID, f.ID())
-		verr = f.Verify(ctx, flows.VerifyRequest{Tx: tx, Env: env{p: p}, JourneyID: j.ID, Subject: after.subject, Form: r.PostForm, HTTP: r})
+		verr = f.Verify(ctx, flows.VerifyRequest{Tx: tx, Env: env{p: p}, JourneyID: j.ID, Subject: after.subject, Form: r.PostForm, HTTP: r, Prepared: prepared})
 		switch {
 		case verr == nil:
 			return p.proved(ctx, tx, r, j, f, after)

@@ -84,6 +84,16 @@ func (kr *keyring) mac(purpose string, parts ...[]byte) []byte {
 	return macWith(kr.sets[0].mac, purpose, parts...)
 }
 
+// macs returns what mac returns under every configured key, current
+// first, for checking MACs that an older key made.
+func (kr *keyring) macs(purpose string, parts ...[]byte) [][]byte {
+	out := make([][]byte, len(kr.sets))
+	for i, ks := range kr.sets {
+		out[i] = macWith(ks.mac, purpose, parts...)
+	}
+	return out
+}
+
 func macWith(key []byte, purpose string, parts ...[]byte) []byte {
 	h := hmac.New(sha256.New, key)
 	var n [4]byte

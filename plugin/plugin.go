@@ -352,6 +352,8 @@ func (e env) Queue(ctx context.Context, tx store.Tx, m flows.Message) error {
 
 func (e env) MAC(purpose string, parts ...[]byte) []byte { return e.p.keys.mac(purpose, parts...) }
 
+func (e env) MACs(purpose string, parts ...[]byte) [][]byte { return e.p.keys.macs(purpose, parts...) }
+
 func (e env) URL(path string, query url.Values) string { return e.p.url(path, query) }
 
 func (e env) Now() time.Time { return e.p.s.Now() }

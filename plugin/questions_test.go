@@ -22,15 +22,21 @@ var answers = map[string]string{
 	"questions.q.first_dish":    "Treacle tart",
 }
 
-// questionsHarness has email and security questions, two methods
-// required, and alice's answers enrolled.
-func questionsHarness(t *testing.T, mutate ...func(*plugin.Config)) *harness {
+// questionsHarness has email and security questions (hashed through a
+// countingHasher), two methods required, and alice's answers enrolled.
+func questionsHarness(t *testing.T, mutate ...func(*plugin.Config)) (*harness, *countingHasher) {
 	t.Helper()
-	var q *questions.Flow
+	var (
+		q      *questions.Flow
+		hashes *countingHasher
+	)
 	h := newHarness(t, append([]func(*plugin.Config){func(c *plugin.Config) {
 		var err error
-		q, err = questions.New(questions.Config{Store: c.Store, InsecureWeakArgon2: true,
-			Argon2: questions.Argon2{Memory: 64, Time: 1, Threads: 1}})
+		st := &watchStore{Store: c.Store}
+		c.Store = st
+		hashes = &countingHasher{h: c.Hasher, st: st}
+		q, err = questions.New(questions.Config{Store: st, InsecureWeakArgon2: true,
+			Argon2: questions.Argon2{Memory: 64, Time: 1, Threads: 1}, Hasher: hashes})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -49,7 +55,7 @@ func questionsHarness(t *testing.T, mutate ...func(*plugin.Config)) *harness {
 	if err != nil || !page.Added {
 		t.Fatalf("enrol alice's answers: %v %+v", err, page)
 	}
-	return h
+	return h, hashes
 }
 
 // askedAnswers fills the questions page with alice's answers (typed in
@@ -109,7 +115,7 @@ func questionText(key string) string {
 // proves her email and then answers two of her questions; wrong answers
 // are counted.
 func TestSecurityQuestionsAsSecondMethod(t *testing.T) {
-	h := questionsHarness(t)
+	h, _ := questionsHarness(t)
 	b := plugintest.NewBrowser(t)
 	// Never alone: before the email is proved, the questions are not
 	// offered and the password stays closed.
@@ -120,6 +126,9 @@ func TestSecurityQuestionsAsSecondMethod(t *testing.T) {
 	if p := b.Get(h.base + "/password"); p.Header.Get("Location") != "/recovery/verify" {
 		t.Fatalf("password page before any proof: %d", p.Status)
 	}
+	// The first journey's mail goes out now, so that the newest mail is
+	// the second journey's (the outbox sends in parallel, in no order).
+	h.deliver()
 	b = plugintest.NewBrowser(t)
 	after := h.emailStep(b, "alice", "alice@example.com")
 	page := b.Follow(after)
@@ -147,7 +156,7 @@ func TestSecurityQuestionsAsSecondMethod(t *testing.T) {
 // method is never a security question.
 func TestSecurityQuestionsNeverForAdministrators(t *testing.T) {
 	dir := adminDirectory{directory: newDirectory(), admins: map[string]bool{"u-alice": true}}
-	h := questionsHarness(t, func(c *plugin.Config) { c.Directory = dir })
+	h, _ := questionsHarness(t, func(c *plugin.Config) { c.Directory = dir })
 	h.dir = dir.directory
 	b := plugintest.NewBrowser(t)
 	page := b.Follow(h.emailStep(b, "alice", "alice@example.com"))
@@ -156,5 +165,28 @@ func TestSecurityQuestionsNeverForAdministrators(t *testing.T) {
 	}
 	if p := b.Get(h.base + "/verify?flow=questions"); strings.Contains(p.Text(), "security questions") {
 		t.Fatalf("asking for the questions by URL as an administrator: %s", p.Text())
+	}
+}
+
+// TestSecurityQuestionsHashedOutsideWriteTransaction: the engine has the
+// argon2id hashes of the answers (one per asked question, right or wrong)
+// computed before it opens its write transaction, and another write on
+// the same SQLite store completes while each runs: the service's other
+// writes never wait for them.
+func TestSecurityQuestionsHashedOutsideWriteTransaction(t *testing.T) {
+	h, hashes := questionsHarness(t)
+	b := plugintest.NewBrowser(t)
+	page := b.Follow(h.emailStep(b, "alice", "alice@example.com"))
+	hashes.reset()
+	bad := b.Submit(page, "/recovery/verify", askedAnswers(t, page, false))
+	if bad.Status != http.StatusBadRequest || !strings.Contains(bad.Text(), "You have 2 tries left.") {
+		t.Fatalf("wrong answers: %d %s", bad.Status, bad.Text())
+	}
+	ok := b.Submit(bad, "/recovery/verify", askedAnswers(t, bad, true))
+	if ok.Header.Get("Location") != "/recovery/password" {
+		t.Fatalf("right answers: %d %q %s", ok.Status, ok.Header.Get("Location"), ok.Text())
+	}
+	if n, in, mid := hashes.n.Load(), hashes.inTx.Load(), hashes.midWrite.Load(); n != 4 || in != 0 || mid != 4 {
+		t.Fatalf("two submissions of two answers: %d argon2id, %d inside the write transaction, %d with a write completing meanwhile; want 4, 0, 4", n, in, mid)
 	}
 }

@@ -1,6 +1,7 @@
 // Package flowtest is a test kit for verification flows: an [Env] that
-// records the messages a flow queues, with a settable clock and a fixed
-// MAC key, so a flow can be tested against a real store without the plugin.
+// records the messages a flow queues, with a settable clock and fixed MAC
+// keys that a test can rotate, so a flow can be tested against a real
+// store without the plugin.
 package flowtest
 
 import (
@@ -25,7 +26,11 @@ type Env struct {
 	mu     sync.Mutex
 	now    time.Time
 	queued []flows.Message
+	keys   [][]byte // current first; nil means DefaultKey alone
 }
+
+// DefaultKey is the MAC key of a new Env.
+const DefaultKey = "flowtest key, never use in production"
 
 var _ flows.Env = (*Env)(nil)
 
@@ -48,9 +53,29 @@ func (e *Env) Queued() []flows.Message {
 	return append([]flows.Message(nil), e.queued...)
 }
 
-// MAC is HMAC-SHA-256 under a fixed test key, length-prefixing each part.
+// MAC is HMAC-SHA-256 under the current key ([DefaultKey] unless
+// rotated), length-prefixing each part.
 func (e *Env) MAC(purpose string, parts ...[]byte) []byte {
-	h := hmac.New(sha256.New, []byte("flowtest key, never use in production"))
+	return e.MACs(purpose, parts...)[0]
+}
+
+// MACs is what MAC returns under every key, current first.
+func (e *Env) MACs(purpose string, parts ...[]byte) [][]byte {
+	e.mu.Lock()
+	keys := e.keys
+	e.mu.Unlock()
+	if len(keys) == 0 {
+		keys = [][]byte{[]byte(DefaultKey)}
+	}
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		out[i] = mac(k, purpose, parts)
+	}
+	return out
+}
+
+func mac(key []byte, purpose string, parts [][]byte) []byte {
+	h := hmac.New(sha256.New, key)
 	var n [4]byte
 	for _, p := range append([][]byte{[]byte(purpose)}, parts...) {
 		binary.BigEndian.PutUint32(n[:], uint32(len(p)))
@@ -58,6 +83,19 @@ func (e *Env) MAC(purpose string, parts ...[]byte) []byte {
 		h.Write(p)
 	}
 	return h.Sum(nil)
+}
+
+// SetKeys replaces the MAC keys, current first, as a host rotating the
+// plugin's Config.Keys does; with none, the Env goes back to [DefaultKey]
+// alone. Put a new key before the old one to rotate, and leave the old
+// one out to retire it.
+func (e *Env) SetKeys(keys ...[]byte) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.keys = nil
+	for _, k := range keys {
+		e.keys = append(e.keys, append([]byte(nil), k...))
+	}
 }
 
 // URL resolves path and query against Base.

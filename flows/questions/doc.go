@@ -40,11 +40,26 @@
 //     a missing answer is wrong; a form with every answer blank is refused
 //     without counting;
 //   - verification computes argon2id for every asked answer, also after a
-//     wrong or empty one, and compares in constant time (the one property
-//     here a test cannot observe; [Flow.Verify] shows it);
-//   - a decoy journey (an identifier that matched nobody) does the same
-//     store and hashing work and is never verified; a decoy has no option,
-//     so the engine does not normally begin it;
+//     wrong or empty one, and compares in constant time (the constant
+//     time is the one property here a test cannot observe; the code
+//     shows it);
+//   - the hashes are computed by [Flow.Prepare], which the engine calls
+//     before it opens its write transaction, so that no other write of
+//     the service waits for them (on SQLite every write shares one
+//     writer); [Flow.Verify] then re-reads the challenge and the set in
+//     the transaction and trusts each prepared result only for the same
+//     question, answer and stored hash (salt, hash and costs): answers
+//     prepared against a set that was replaced meanwhile are wrong, and
+//     counted. Called without a prepared value, Verify hashes itself;
+//   - every hash, at enrolment and at verification, goes through
+//     [Config.Hasher], which bounds how many are computed at once (each
+//     holds 19 MiB), so that many parallel attempts cannot exhaust
+//     memory;
+//   - a decoy journey (an identifier that matched nobody), or a user
+//     without a set, does the same store and hashing work (one argon2id
+//     per asked question, against a hash nothing matches) and is never
+//     verified; a decoy has no option, so the engine does not normally
+//     begin it;
 //   - the verification page receives only the questions ([Flow.PageData]),
 //     never an answer or hash.
 //
@@ -57,10 +72,12 @@
 // "questions.q.<name>" of the plugin's catalogs; a host may list its own,
 // as keys of its catalogs or as literal text.
 //
-// Use it by handing it to plugin.New:
+// Use it by handing it to plugin.New, with the plugin's Hasher so that
+// one bound covers every argon2id of the service:
 //
-//	q, err := questions.New(questions.Config{Store: st})
-//	p, err := plugin.New(plugin.Config{Flows: []flows.Flow{email, totp, q}, ...})
+//	hasher, err := password.NewHasher(password.HasherConfig{})
+//	q, err := questions.New(questions.Config{Store: st, Hasher: hasher})
+//	p, err := plugin.New(plugin.Config{Flows: []flows.Flow{email, totp, q}, Hasher: hasher, ...})
 //
 // The engine renders the verification page "questions" (its .Page.Data is
 // the []Asked of [Flow.PageData]) and the enrolment page "enrol-questions"

@@ -128,9 +128,13 @@ func (f *Flow) FinishEnrol(ctx context.Context, r flows.EnrolRequest) (flows.Enr
 		return flows.EnrolPage{Page: enrolPage, Data: d, Error: firstError}, nil
 	}
 
+	// The answers are hashed before the transaction, through the
+	// Hasher's bound.
 	set := make([]storedAnswer, len(d.Rows))
 	for i, row := range d.Rows {
-		set[i] = f.cfg.Argon2.hashAnswer(row.Question, normalized[i])
+		if set[i], err = f.cfg.Argon2.hashAnswer(ctx, f.cfg.Hasher, row.Question, normalized[i]); err != nil {
+			return flows.EnrolPage{}, fmt.Errorf("questions: enrol: %w", err)
+		}
 	}
 	data, err := json.Marshal(set)
 	if err != nil {

@@ -1,13 +1,15 @@
 package questions
 
 import (
-	"crypto/subtle"
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 
 	"golang.org/x/crypto/argon2"
 
+	"github.com/sspr-go/sspr/flows"
 	"github.com/sspr-go/sspr/flows/internal/challenge"
 )
 
@@ -67,17 +69,18 @@ type storedAnswer struct {
 var errBadSet = errors.New("questions: stored set is malformed")
 
 // hashAnswer returns the argon2id hash of the normalized answer under a
-// fresh salt.
-func (p Argon2) hashAnswer(question, normalized string) storedAnswer {
-	salt := challenge.RandomBytes(saltLength)
-	return storedAnswer{
+// fresh salt, computed by h.
+func (p Argon2) hashAnswer(ctx context.Context, h flows.KeyDeriver, question, normalized string) (storedAnswer, error) {
+	a := storedAnswer{
 		Question: question,
-		Salt:     salt,
-		Hash:     argon2.IDKey([]byte(normalized), salt, p.Time, p.Memory, p.Threads, hashLength),
+		Salt:     challenge.RandomBytes(saltLength),
 		Memory:   p.Memory,
 		Time:     p.Time,
 		Threads:  p.Threads,
 	}
+	var err error
+	a.Hash, err = a.derive(ctx, h, normalized)
+	return a, err
 }
 
 // decoy returns an entry with the configured costs that no answer
@@ -93,11 +96,22 @@ func (p Argon2) decoy() storedAnswer {
 	}
 }
 
-// matches computes the hash of the normalized answer with a's salt and
-// costs and compares it in constant time. It always does the full work.
-func (a storedAnswer) matches(normalized string) bool {
-	got := argon2.IDKey([]byte(normalized), a.Salt, a.Time, a.Memory, a.Threads, hashLength)
-	return subtle.ConstantTimeCompare(got, a.Hash) == 1
+// kdf names a's costs in the form [flows.KeyDeriver.DeriveKey] takes.
+func (a storedAnswer) kdf() string {
+	return fmt.Sprintf("argon2id$v=%d$m=%d,t=%d,p=%d$%d", argon2.Version, a.Memory, a.Time, a.Threads, hashLength)
+}
+
+// derive computes, through h, the argon2id hash of the normalized answer
+// with a's salt and costs. It always does the full work.
+func (a storedAnswer) derive(ctx context.Context, h flows.KeyDeriver, normalized string) ([]byte, error) {
+	return h.DeriveKey(ctx, normalized, a.Salt, a.kdf())
+}
+
+// same reports whether a and b are the same stored hash: question, salt,
+// hash and costs.
+func (a storedAnswer) same(b storedAnswer) bool {
+	return a.Question == b.Question && bytes.Equal(a.Salt, b.Salt) && bytes.Equal(a.Hash, b.Hash) &&
+		a.Memory == b.Memory && a.Time == b.Time && a.Threads == b.Threads
 }
 
 // decodeSet parses a factor's Data and checks every entry, so that a

@@ -3,10 +3,12 @@ package questions
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/sspr-go/sspr/flows"
 	"github.com/sspr-go/sspr/flows/internal/challenge"
+	"github.com/sspr-go/sspr/plugin/password"
 	"github.com/sspr-go/sspr/plugin/store"
 )
 
@@ -79,6 +82,13 @@ type Config struct {
 	// InsecureWeakArgon2 accepts Argon2 costs below OWASP's minimum (down
 	// to what argon2id itself allows). Only for tests. Default: false.
 	InsecureWeakArgon2 bool
+	// Hasher computes the argon2id hashes (at enrolment and verification)
+	// and bounds how many are computed at once, so that many parallel
+	// attempts cannot exhaust memory. Give it the plugin's Config.Hasher
+	// so that one bound covers every hash of the service; its MaxMemory
+	// must allow Argon2.Memory. Default: a [password.NewHasher] with its
+	// defaults (as many at once as there are CPUs).
+	Hasher flows.KeyDeriver
 	// Now is the clock that dates new sets. Default: time.Now. Journeys
 	// use the engine's clock ([flows.Env.Now]).
 	Now func() time.Time
@@ -96,6 +106,7 @@ var (
 	_ flows.Prompter   = (*Flow)(nil)
 	_ flows.PageDataer = (*Flow)(nil)
 	_ flows.Enroller   = (*Flow)(nil)
+	_ flows.Preparer   = (*Flow)(nil)
 )
 
 // New copies cfg, fills its defaults, validates every field and returns
@@ -182,6 +193,13 @@ func New(cfg Config) (*Flow, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Hasher == nil {
+		h, err := password.NewHasher(password.HasherConfig{})
+		if err != nil {
+			bad("Hasher", "%w", err)
+		}
+		cfg.Hasher = h
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -323,7 +341,7 @@ func allIn(xs, set []string) bool {
 // userSet returns userID's set of answers and its factor. A user without
 // one (and a decoy, whose empty ID matches no factor after the same
 // query) gets none. Should a race have left two sets, the newest counts.
-func (f *Flow) userSet(ctx context.Context, st store.FactorStore, userID string) (store.Factor, []storedAnswer, error) {
+func (f *Flow) userSet(ctx context.Context, st flows.StoreReader, userID string) (store.Factor, []storedAnswer, error) {
 	fs, err := st.Factors(ctx, userID, ID)
 	if err != nil || len(fs) == 0 || userID == "" {
 		return store.Factor{}, nil, err
@@ -368,6 +386,133 @@ func (f *Flow) PageData(ctx context.Context, st store.Tx, journeyID string) (any
 	return out, nil
 }
 
+// prepared is what [Flow.Prepare] hands to [Flow.Verify]: the outcome
+// of each asked answer against the stored hash it was computed with. It
+// holds no answer in clear.
+type prepared struct {
+	journeyID, userID string
+	answers           []checked
+}
+
+// String hides the content.
+func (p *prepared) String() string { return "questions: prepared response" }
+
+// checked is the outcome of one asked answer.
+type checked struct {
+	// question is the question asked; answer the SHA-256 of the
+	// normalized answer given.
+	question string
+	answer   [sha256.Size]byte
+	// against is the stored hash (or decoy) the answer was hashed with,
+	// and found whether it was the user's; ok reports a match.
+	against   storedAnswer
+	found, ok bool
+}
+
+// Prepare computes, outside the engine's write transaction, the argon2id
+// hash of every answer the journey's challenge asks, against the user's
+// set as r.Store reads it (a decoy's, or one that is no longer in the
+// set, against a hash nothing matches). It does the same work as Verify
+// would, for a decoy too, and changes nothing in the store. When the
+// challenge is not live, or every answer is blank, it hashes nothing.
+func (f *Flow) Prepare(ctx context.Context, r flows.PrepareRequest) (any, error) {
+	p := &prepared{journeyID: r.JourneyID, userID: r.Subject.UserID}
+	c, err := r.Store.LatestChallenge(ctx, r.JourneyID, ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return p, nil
+	case err != nil:
+		return nil, fmt.Errorf("questions: prepare: %w", err)
+	case !live(c, r.Env.Now()):
+		return p, nil
+	}
+	asked, err := askedIn(c)
+	if err != nil {
+		return p, nil // Verify reports it
+	}
+	answers, blank := formAnswers(r.Form, len(asked))
+	if blank {
+		return p, nil
+	}
+	_, set, err := f.userSet(ctx, r.Store, r.Subject.UserID)
+	if err != nil {
+		return nil, fmt.Errorf("questions: prepare: %w", err)
+	}
+	if p.answers, err = f.check(ctx, asked, answers, set); err != nil {
+		return nil, fmt.Errorf("questions: prepare: %w", err)
+	}
+	return p, nil
+}
+
+// live reports whether challenge c accepts a response at now.
+func live(c store.Challenge, now time.Time) bool {
+	return c.UsedAt.IsZero() && c.Attempts < c.MaxAttempts && now.Before(c.ExpiresAt)
+}
+
+// formAnswers returns the n answers of the form, and whether all are
+// blank.
+func formAnswers(form url.Values, n int) ([]string, bool) {
+	answers := make([]string, n)
+	blank := true
+	for i := range answers {
+		answers[i] = form.Get(answerField(i))
+		blank = blank && strings.TrimSpace(answers[i]) == ""
+	}
+	return answers, blank
+}
+
+// check computes the argon2id hash of every asked answer, also after a
+// wrong or empty one, and compares each in constant time with the user's
+// stored hash of its question, or with a decoy hash nothing matches when
+// the set has none (a decoy, or a set replaced since the challenge
+// began): always one hash per asked question.
+func (f *Flow) check(ctx context.Context, asked, answers []string, set []storedAnswer) ([]checked, error) {
+	out := make([]checked, len(asked))
+	for i, q := range asked {
+		stored, found := findAnswer(set, q)
+		if !found {
+			stored = f.cfg.Argon2.decoy()
+		}
+		norm := Normalize(answers[i])
+		got, err := stored.derive(ctx, f.cfg.Hasher, norm)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = checked{question: q, answer: sha256.Sum256([]byte(norm)), against: stored, found: found,
+			ok: subtle.ConstantTimeCompare(got, stored.Hash) == 1}
+	}
+	return out, nil
+}
+
+// findAnswer returns the set's entry for question q.
+func findAnswer(set []storedAnswer, q string) (storedAnswer, bool) {
+	for _, a := range set {
+		if a.Question == q {
+			return a, true
+		}
+	}
+	return storedAnswer{}, false
+}
+
+// right reports whether every asked answer was checked right against the
+// set as it is now: each outcome counts only for the same question, the
+// same answer and the exact stored hash (salt, hash, costs) it was
+// computed against. It looks at every answer, whatever the first says.
+func right(results []checked, asked, answers []string, set []storedAnswer) bool {
+	ok := len(set) > 0 && len(results) == len(asked)
+	for i, q := range asked {
+		if i >= len(results) {
+			break
+		}
+		r := results[i]
+		stored, found := findAnswer(set, q)
+		trusted := r.question == q && r.answer == sha256.Sum256([]byte(Normalize(answers[i]))) &&
+			r.found && found && r.against.same(stored)
+		ok = ok && trusted && r.ok
+	}
+	return ok
+}
+
 // Verify checks the answers in the form fields "answer0", "answer1"… to
 // the questions of the journey's challenge. It computes the argon2id hash
 // of every asked answer, also after a wrong or empty one, and compares
@@ -379,6 +524,14 @@ func (f *Flow) PageData(ctx context.Context, st store.Tx, journeyID string) (any
 // or over-long answer is wrong; a form with every answer blank is
 // [flows.ErrMalformed] and is not counted. A decoy's answers are always
 // wrong, after the same work.
+//
+// With r.Prepared from [Flow.Prepare] for this journey and user, Verify
+// computes no hash: it re-reads the challenge and the set in r.Tx and
+// trusts each prepared outcome only for the same question, answer and
+// stored hash (salt, hash and costs); an answer whose stored hash changed
+// since (the set was replaced) is wrong, and counted. Without it (or with
+// a value prepared for another journey or user), Verify computes the
+// hashes itself, inside r.Tx.
 func (f *Flow) Verify(ctx context.Context, r flows.VerifyRequest) error {
 	now := r.Env.Now()
 	c, err := f.challenges().Live(ctx, r.Tx, r.JourneyID, now)
@@ -389,12 +542,7 @@ func (f *Flow) Verify(ctx context.Context, r flows.VerifyRequest) error {
 	if err != nil {
 		return err
 	}
-	answers := make([]string, len(asked))
-	blank := true
-	for i := range asked {
-		answers[i] = r.Form.Get(answerField(i))
-		blank = blank && strings.TrimSpace(answers[i]) == ""
-	}
+	answers, blank := formAnswers(r.Form, len(asked))
 	if blank {
 		return flows.ErrMalformed
 	}
@@ -402,24 +550,13 @@ func (f *Flow) Verify(ctx context.Context, r flows.VerifyRequest) error {
 	if err != nil {
 		return fmt.Errorf("questions: verify: %w", err)
 	}
-	right := len(set) > 0
-	for i, q := range asked {
-		stored, found := storedAnswer{}, false
-		for _, a := range set {
-			if a.Question == q {
-				stored, found = a, true
-				break
-			}
-		}
-		if !found {
-			// A decoy, or a set replaced since the challenge began: the
-			// same work against a hash nothing matches.
-			stored = f.cfg.Argon2.decoy()
-		}
-		ok := stored.matches(Normalize(answers[i]))
-		right = right && found && ok
+	var results []checked
+	if p, ok := r.Prepared.(*prepared); ok && p.journeyID == r.JourneyID && p.userID == r.Subject.UserID {
+		results = p.answers
+	} else if results, err = f.check(ctx, asked, answers, set); err != nil {
+		return fmt.Errorf("questions: verify: %w", err)
 	}
-	if !right {
+	if !right(results, asked, answers, set) {
 		return f.challenges().CountWrong(ctx, r.Tx, c, now)
 	}
 	if err := f.challenges().Accept(ctx, r.Tx, c, now); err != nil {

@@ -3,6 +3,7 @@ package questions_test
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,12 +13,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/sspr-go/sspr/flows"
 	"github.com/sspr-go/sspr/flows/flowtest"
 	"github.com/sspr-go/sspr/flows/questions"
+	"github.com/sspr-go/sspr/plugin/password"
 	"github.com/sspr-go/sspr/plugin/store"
 	"github.com/sspr-go/sspr/plugin/store/sqlite"
 )
@@ -35,20 +38,34 @@ var answers = map[string]string{
 }
 
 type fixture struct {
-	st   store.Store
+	// st is the store, watched: it knows when a write transaction is open.
+	st   *watchStore
 	env  *flowtest.Env
 	flow *questions.Flow
+	// hashes counts the flow's argon2id computations, unless the test
+	// gave a Hasher of its own.
+	hashes *countingHasher
 }
 
 func setup(t *testing.T, cfg questions.Config) *fixture {
 	t.Helper()
-	st, err := sqlite.Config{Path: filepath.Join(t.TempDir(), "q.db")}.Open(t.Context(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	real, err := sqlite.Config{Path: filepath.Join(t.TempDir(), "q.db")}.Open(t.Context(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
+	t.Cleanup(func() { real.Close() })
+	st := &watchStore{Store: real}
 	env := flowtest.NewEnv(start)
 	cfg.Store = st
+	var hashes *countingHasher
+	if cfg.Hasher == nil {
+		h, err := password.NewHasher(password.HasherConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hashes = &countingHasher{h: h, st: st}
+		cfg.Hasher = hashes
+	}
 	if cfg.Argon2 == (questions.Argon2{}) {
 		cfg.Argon2, cfg.InsecureWeakArgon2 = weak, true
 	}
@@ -59,7 +76,45 @@ func setup(t *testing.T, cfg questions.Config) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{st: st, env: env, flow: f}
+	return &fixture{st: st, env: env, flow: f, hashes: hashes}
+}
+
+// watchStore is a store that counts its open write transactions.
+type watchStore struct {
+	store.Store
+	open atomic.Int32
+}
+
+func (s *watchStore) Atomic(ctx context.Context, fn func(tx store.Tx) error) error {
+	s.open.Add(1)
+	defer s.open.Add(-1)
+	return s.Store.Atomic(ctx, fn)
+}
+
+// countingHasher counts the argon2id keys it derives, and those derived
+// while a write transaction of st was open; during, when set, runs in
+// each derivation outside a transaction, before the hash is computed.
+type countingHasher struct {
+	h       flows.KeyDeriver
+	st      *watchStore
+	n, inTx atomic.Int64
+	during  func()
+}
+
+func (c *countingHasher) DeriveKey(ctx context.Context, secret string, salt []byte, params string) ([]byte, error) {
+	c.n.Add(1)
+	if c.st.open.Load() > 0 {
+		c.inTx.Add(1)
+	} else if c.during != nil {
+		c.during()
+	}
+	return c.h.DeriveKey(ctx, secret, salt, params)
+}
+
+// reset sets the counts to zero.
+func (c *countingHasher) reset() {
+	c.n.Store(0)
+	c.inTx.Store(0)
 }
 
 // enrolForm returns the enrolment form for question → answer pairs, in

@@ -2,13 +2,20 @@ package recoverycodes
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base32"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/argon2"
 
 	"github.com/sspr-go/sspr/flows"
 	"github.com/sspr-go/sspr/flows/internal/challenge"
+	"github.com/sspr-go/sspr/plugin/password"
 	"github.com/sspr-go/sspr/plugin/store"
 )
 
@@ -30,8 +37,20 @@ const (
 	// alphabet is Crockford's base32 in lower case: digits and letters
 	// without i, l, o and u, so no two characters look alike.
 	alphabet = "0123456789abcdefghjkmnpqrstvwxyz"
-	// macPurpose separates the codes' keyed hashes from other MACs.
+	// macPurpose separates the keyed hashes of codes stored before sets
+	// were hashed with argon2id (Secret = MAC(userID, code)) from other
+	// MACs. Such codes are still accepted, under every configured key.
 	macPurpose = "recovery code"
+	// setPurpose separates the keyed hashes of argon2id-hashed codes
+	// (Secret = MAC(userID, KDF, salt, argon2id(code, salt))) from other
+	// MACs.
+	setPurpose = "recovery code argon2id"
+	// saltLength is the length of a set's random salt.
+	saltLength = 16
+	// keyLength is the length of a code's argon2id key.
+	keyLength = 32
+	// maxKDFLength bounds the KDF string read back from a factor.
+	maxKDFLength = 100
 )
 
 // Config configures the recovery-codes flow.
@@ -42,17 +61,27 @@ type Config struct {
 	// Count is how many codes [Flow.Generate] makes. Default: 10; between
 	// 5 and 20.
 	Count int
+	// Hasher computes the codes' argon2id keys and bounds how many are
+	// computed at once. Give it the plugin's Config.Hasher so that one
+	// bound covers every hash of the service. Default: a
+	// [password.NewHasher] with its defaults (as many at once as there
+	// are CPUs).
+	Hasher flows.KeyDeriver
 }
 
 // Flow is the recovery-codes flow: single-use codes the user printed or
 // saved when enrolling MFA. It is safe for concurrent use.
 type Flow struct {
 	cfg Config
+	// kdf names the argon2id costs of new sets: the password package's
+	// defaults, in the form [flows.KeyDeriver.DeriveKey] takes.
+	kdf string
 }
 
 var (
 	_ flows.Flow     = (*Flow)(nil)
 	_ flows.Prompter = (*Flow)(nil)
+	_ flows.Preparer = (*Flow)(nil)
 )
 
 // New validates cfg and returns the recovery-codes flow. Its error names
@@ -67,10 +96,19 @@ func New(cfg Config) (*Flow, error) {
 	} else if cfg.Count < 5 || cfg.Count > 20 {
 		errs = append(errs, errors.New("recoverycodes: config: field 'Count': must be between 5 and 20"))
 	}
+	if cfg.Hasher == nil {
+		h, err := password.NewHasher(password.HasherConfig{})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("recoverycodes: config: field 'Hasher': %w", err))
+		}
+		cfg.Hasher = h
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return &Flow{cfg: cfg}, nil
+	kdf := fmt.Sprintf("argon2id$v=%d$m=%d,t=%d,p=%d$%d", argon2.Version,
+		password.DefaultMemory, password.DefaultIterations, password.DefaultParallelism, keyLength)
+	return &Flow{cfg: cfg, kdf: kdf}, nil
 }
 
 // ID returns "recovery-codes".
@@ -119,14 +157,20 @@ func (f *Flow) Remaining(ctx context.Context, userID string) (int, error) {
 
 // Generate replaces userID's codes with Count new ones and returns them,
 // formatted "xxxx-xxxx-xxxx-xxxx"; show them once, they are not stored.
-// Each code has 80 bits from crypto/rand and is stored as its own factor
-// whose Secret is env.MAC("recovery code", userID, code). When st is a
-// [store.Store], deleting the old codes and creating the new ones happen
-// in one [store.Store.Atomic]; otherwise (a [store.Tx]) they happen in the
-// caller's transaction. Call it only after a fresh step-up of userID.
+// Each code has 80 bits from crypto/rand. The set gets one random 16-byte
+// salt; each code is stored as its own factor whose Secret is
+// env.MAC("recovery code argon2id", userID, KDF, salt, argon2id(code,
+// salt)) and whose Data holds the salt and the argon2id costs (KDF, the
+// password package's defaults). The argon2id keys are computed first,
+// through [Config.Hasher]; then, when st is a [store.Store], deleting the
+// old codes and creating the new ones happen in one [store.Store.Atomic]
+// (so the hashing never holds a write transaction); otherwise (a
+// [store.Tx]) they happen in the caller's transaction, which then is open
+// while the codes are hashed. Call it only after a fresh step-up of
+// userID.
 //
-// The codes are keyed with the plugin's MAC key: rotating that key makes
-// them unusable, so users must generate new ones.
+// Rotating the plugin's keys keeps the codes usable as long as the key
+// that made them stays configured (see [flows.Env.MACs]).
 func (f *Flow) Generate(ctx context.Context, st store.FactorStore, env flows.Env, userID string) ([]string, error) {
 	if userID == "" {
 		return nil, errors.New("recoverycodes: generate: empty user ID")
@@ -140,18 +184,37 @@ func (f *Flow) Generate(ctx context.Context, st store.FactorStore, env flows.Env
 			codes = append(codes, c)
 		}
 	}
+	if err := f.replace(ctx, st, env, userID, codes); err != nil {
+		return nil, fmt.Errorf("recoverycodes: generate: %w", err)
+	}
+	return codes, nil
+}
+
+// replace hashes codes as a new set with a fresh salt and replaces
+// userID's codes with them, as [Flow.Generate] describes.
+func (f *Flow) replace(ctx context.Context, st store.FactorStore, env flows.Env, userID string, codes []string) error {
+	set := setData{KDF: f.kdf, Salt: challenge.RandomBytes(saltLength)}
+	data, err := json.Marshal(set)
+	if err != nil {
+		return err
+	}
+	keys, err := f.deriveAll(ctx, set, codes)
+	if err != nil {
+		return err
+	}
 	now := env.Now()
-	replace := func(tx store.FactorStore) error {
+	write := func(tx store.FactorStore) error {
 		if _, err := tx.DeleteFactors(ctx, userID, ID); err != nil {
 			return err
 		}
-		for _, c := range codes {
+		for _, k := range keys {
 			err := tx.CreateFactor(ctx, store.Factor{
 				ID:        challenge.RandomID(),
 				UserID:    userID,
 				Flow:      ID,
 				Name:      Name,
-				Secret:    mac(env, userID, normalized(c)),
+				Secret:    env.MAC(setPurpose, setParts(userID, set, k)...),
+				Data:      data,
 				CreatedAt: now,
 			})
 			if err != nil {
@@ -160,16 +223,26 @@ func (f *Flow) Generate(ctx context.Context, st store.FactorStore, env flows.Env
 		}
 		return nil
 	}
-	var err error
 	if s, ok := st.(store.Store); ok {
-		err = s.Atomic(ctx, func(tx store.Tx) error { return replace(tx) })
-	} else {
-		err = replace(st)
+		return s.Atomic(ctx, func(tx store.Tx) error { return write(tx) })
 	}
-	if err != nil {
-		return nil, fmt.Errorf("recoverycodes: generate: %w", err)
+	return write(st)
+}
+
+// deriveAll computes the argon2id keys of codes with the set's salt, as
+// many at once as the Hasher allows.
+func (f *Flow) deriveAll(ctx context.Context, set setData, codes []string) ([][]byte, error) {
+	keys := make([][]byte, len(codes))
+	errs := make([]error, len(codes))
+	var wg sync.WaitGroup
+	for i, c := range codes {
+		wg.Go(func() { keys[i], errs[i] = f.cfg.Hasher.DeriveKey(ctx, normalized(c), set.Salt, set.KDF) })
 	}
-	return codes, nil
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return keys, nil
 }
 
 // Begin gives the journey a challenge that counts wrong codes: at most
@@ -181,6 +254,100 @@ func (f *Flow) Begin(ctx context.Context, r flows.BeginRequest) error {
 	return err
 }
 
+// setData is the Data of every factor of a set of argon2id-hashed codes:
+// the set's salt and the argon2id costs, never a code. Codes stored
+// before (Data empty) were keyed hashes of the code alone.
+type setData struct {
+	// KDF is the argon2id costs and key length, in the form
+	// [flows.KeyDeriver.DeriveKey] takes.
+	KDF string `json:"kdf"`
+	// Salt is the set's random salt.
+	Salt []byte `json:"salt"`
+}
+
+// setParts are the parts of the keyed hash stored for a code of set
+// whose argon2id key is key. They bind the user, the costs and the salt,
+// so a key computed against another set never matches.
+func setParts(userID string, set setData, key []byte) [][]byte {
+	return [][]byte{[]byte(userID), []byte(set.KDF), set.Salt, key}
+}
+
+// prepared is what [Flow.Prepare] hands to [Flow.Verify]: the argon2id key
+// of one response against the set it read. It holds no code in clear.
+type prepared struct {
+	journeyID, userID string
+	// code is the SHA-256 of the normalized code the key is of.
+	code [sha256.Size]byte
+	// set is the set the key was computed against; key is nil when the
+	// challenge was not live, so nothing was hashed.
+	set setData
+	key []byte
+}
+
+// String hides the key.
+func (p *prepared) String() string { return "recoverycodes: prepared response" }
+
+// Prepare computes, outside the engine's write transaction, the one
+// argon2id key a response needs: that of the normalized code in the form
+// field "code" with the salt and costs of userID's newest set, as
+// r.Store reads it. A decoy, a user without codes and a user whose codes
+// predate argon2id (keyed hashes alone) hash against a fresh random salt
+// with the same costs instead, so every response costs the same. When
+// the journey's challenge is not live it hashes nothing; a malformed code
+// returns nil (Verify refuses it). It changes nothing in the store.
+func (f *Flow) Prepare(ctx context.Context, r flows.PrepareRequest) (any, error) {
+	code, ok := NormalizeCode(r.Form.Get("code"))
+	if !ok {
+		return nil, nil
+	}
+	p := &prepared{journeyID: r.JourneyID, userID: r.Subject.UserID, code: sha256.Sum256([]byte(code))}
+	c, err := r.Store.LatestChallenge(ctx, r.JourneyID, ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return p, nil
+	case err != nil:
+		return nil, fmt.Errorf("recoverycodes: prepare: %w", err)
+	case !live(c, r.Env.Now()):
+		return p, nil
+	}
+	if p.set, p.key, err = f.derive(ctx, r.Store, r.Subject.UserID, code); err != nil {
+		return nil, fmt.Errorf("recoverycodes: prepare: %w", err)
+	}
+	return p, nil
+}
+
+// live reports whether challenge c accepts a response at now.
+func live(c store.Challenge, now time.Time) bool {
+	return c.UsedAt.IsZero() && c.Attempts < c.MaxAttempts && now.Before(c.ExpiresAt)
+}
+
+// derive returns the argon2id key of the normalized code against
+// userID's newest argon2id set in st, or against a fresh random salt
+// with the default costs when there is none: always exactly one hash.
+func (f *Flow) derive(ctx context.Context, st flows.StoreReader, userID, code string) (setData, []byte, error) {
+	fs, err := st.Factors(ctx, userID, ID)
+	if err != nil {
+		return setData{}, nil, err
+	}
+	set := setData{KDF: f.kdf, Salt: challenge.RandomBytes(saltLength)}
+	for i := len(fs) - 1; i >= 0; i-- {
+		if len(fs[i].Data) == 0 {
+			continue // a code stored before argon2id: no salt
+		}
+		var d setData
+		if err := json.Unmarshal(fs[i].Data, &d); err != nil || len(d.Salt) != saltLength || d.KDF == "" || len(d.KDF) > maxKDFLength {
+			return setData{}, nil, fmt.Errorf("factor %s: malformed set data", fs[i].ID)
+		}
+		set = d
+		break
+	}
+	key, err := f.cfg.Hasher.DeriveKey(ctx, code, set.Salt, set.KDF)
+	if err != nil {
+		return setData{}, nil, err
+	}
+	return set, key, nil
+}
+
 // Verify checks the code in the form field "code" (case, spaces and dashes
 // ignored) and uses it up: the store deletes the matching code atomically,
 // so a code works once, and of concurrent requests with one code exactly
@@ -188,6 +355,16 @@ func (f *Flow) Begin(ctx context.Context, r flows.BeginRequest) error {
 // returns a [*flows.VerifyError] with the attempts left; a malformed one
 // returns [flows.ErrMalformed] and is not counted. A decoy's code is always
 // wrong.
+//
+// With r.Prepared from [Flow.Prepare] for this journey and user, Verify
+// computes no argon2id: it looks the prepared key up, keyed under every
+// configured key ([flows.Env.MACs]) and bound to the salt and costs it
+// was computed with, so a set replaced since Prepare makes the response
+// wrong. Without it (or with a value prepared for another journey or
+// user) Verify reads the set in r.Tx and computes the key itself, the
+// same one hash. Either way it also accepts a code stored before sets
+// were hashed with argon2id (a keyed hash of the code) under any
+// configured key.
 func (f *Flow) Verify(ctx context.Context, r flows.VerifyRequest) error {
 	code, ok := NormalizeCode(r.Form.Get("code"))
 	if !ok {
@@ -198,23 +375,37 @@ func (f *Flow) Verify(ctx context.Context, r flows.VerifyRequest) error {
 	if err != nil {
 		return err
 	}
-	// The hash is computed for a decoy too, so both do the same work.
-	h := mac(r.Env, r.Subject.UserID, code)
-	if r.Subject.UserID == "" {
-		return challenges().CountWrong(ctx, r.Tx, c, now)
-	}
-	if _, err := r.Tx.ConsumeFactor(ctx, r.Subject.UserID, ID, h); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return challenges().CountWrong(ctx, r.Tx, c, now)
+	userID := r.Subject.UserID
+	var (
+		set setData
+		key []byte
+	)
+	if p, ok := r.Prepared.(*prepared); ok && p.journeyID == r.JourneyID && p.userID == userID {
+		if p.code == sha256.Sum256([]byte(code)) {
+			set, key = p.set, p.key
 		}
+	} else if set, key, err = f.derive(ctx, r.Tx, userID, code); err != nil {
 		return fmt.Errorf("recoverycodes: verify: %w", err)
 	}
-	return challenges().Accept(ctx, r.Tx, c, now)
-}
-
-// mac is the keyed hash stored for a normalized code.
-func mac(env flows.Env, userID, code string) []byte {
-	return env.MAC(macPurpose, []byte(userID), []byte(code))
+	// The hash was computed for a decoy too, so both do the same work.
+	if userID == "" {
+		return challenges().CountWrong(ctx, r.Tx, c, now)
+	}
+	var secrets [][]byte
+	if key != nil {
+		secrets = r.Env.MACs(setPurpose, setParts(userID, set, key)...)
+	}
+	secrets = append(secrets, r.Env.MACs(macPurpose, []byte(userID), []byte(code))...)
+	for _, secret := range secrets {
+		_, err := r.Tx.ConsumeFactor(ctx, userID, ID, secret)
+		switch {
+		case err == nil:
+			return challenges().Accept(ctx, r.Tx, c, now)
+		case !errors.Is(err, store.ErrNotFound):
+			return fmt.Errorf("recoverycodes: verify: %w", err)
+		}
+	}
+	return challenges().CountWrong(ctx, r.Tx, c, now)
 }
 
 // NormalizeCode lowers s, removes spaces and dashes, reads the look-alikes

@@ -1,20 +1,25 @@
 package recoverycodes_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/sspr-go/sspr/flows"
 	"github.com/sspr-go/sspr/flows/flowtest"
 	"github.com/sspr-go/sspr/flows/recoverycodes"
+	"github.com/sspr-go/sspr/plugin/password"
 	"github.com/sspr-go/sspr/plugin/store"
 	"github.com/sspr-go/sspr/plugin/store/sqlite"
 )
@@ -22,23 +27,70 @@ import (
 var start = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 type fixture struct {
-	st   store.Store
+	// st is the store, watched: it knows when a write transaction is open.
+	st   *watchStore
 	env  *flowtest.Env
 	flow *recoverycodes.Flow
+	// hashes counts the flow's argon2id computations.
+	hashes *countingHasher
 }
 
 func setup(t *testing.T) *fixture {
 	t.Helper()
-	st, err := sqlite.Config{Path: filepath.Join(t.TempDir(), "r.db")}.Open(t.Context(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	real, err := sqlite.Config{Path: filepath.Join(t.TempDir(), "r.db")}.Open(t.Context(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
-	f, err := recoverycodes.New(recoverycodes.Config{Store: st})
+	t.Cleanup(func() { real.Close() })
+	st := &watchStore{Store: real}
+	h, err := password.NewHasher(password.HasherConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{st: st, env: flowtest.NewEnv(start), flow: f}
+	hashes := &countingHasher{h: h, st: st}
+	f, err := recoverycodes.New(recoverycodes.Config{Store: st, Hasher: hashes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{st: st, env: flowtest.NewEnv(start), flow: f, hashes: hashes}
+}
+
+// watchStore is a store that counts its open write transactions.
+type watchStore struct {
+	store.Store
+	open atomic.Int32
+}
+
+func (s *watchStore) Atomic(ctx context.Context, fn func(tx store.Tx) error) error {
+	s.open.Add(1)
+	defer s.open.Add(-1)
+	return s.Store.Atomic(ctx, fn)
+}
+
+// countingHasher counts the argon2id keys it derives, and those derived
+// while a write transaction of st was open; during, when set, runs in
+// each derivation outside a transaction, before the hash is computed.
+type countingHasher struct {
+	h       flows.KeyDeriver
+	st      *watchStore
+	n, inTx atomic.Int64
+	during  func()
+}
+
+func (c *countingHasher) DeriveKey(ctx context.Context, secret string, salt []byte, params string) ([]byte, error) {
+	c.n.Add(1)
+	if c.st.open.Load() > 0 {
+		c.inTx.Add(1)
+	} else if c.during != nil {
+		c.during()
+	}
+	return c.h.DeriveKey(ctx, secret, salt, params)
+}
+
+// reset sets the counts to zero.
+func (c *countingHasher) reset() {
+	c.n.Store(0)
+	c.inTx.Store(0)
 }
 
 func (fx *fixture) generate(t *testing.T, userID string) []string {
@@ -64,17 +116,35 @@ func (fx *fixture) begin(t *testing.T, journeyID string, s flows.Subject) {
 	}
 }
 
-func (fx *fixture) verify(t *testing.T, journeyID string, s flows.Subject, code string) error {
+// prepare is what the engine does before its write transaction.
+func (fx *fixture) prepare(t *testing.T, journeyID string, s flows.Subject, code string) any {
+	t.Helper()
+	p, err := fx.flow.Prepare(t.Context(), flows.PrepareRequest{Store: fx.st, Env: fx.env, JourneyID: journeyID, Subject: s, Form: url.Values{"code": {code}}})
+	if err != nil {
+		t.Fatalf("prepare: %v", err)
+	}
+	return p
+}
+
+// verifyPrepared verifies in a write transaction, as the engine does,
+// with a prepared value (nil for none).
+func (fx *fixture) verifyPrepared(t *testing.T, journeyID string, s flows.Subject, code string, prepared any) error {
 	t.Helper()
 	var verr error
 	err := fx.st.Atomic(t.Context(), func(tx store.Tx) error {
-		verr = fx.flow.Verify(t.Context(), flows.VerifyRequest{Tx: tx, Env: fx.env, JourneyID: journeyID, Subject: s, Form: url.Values{"code": {code}}})
+		verr = fx.flow.Verify(t.Context(), flows.VerifyRequest{Tx: tx, Env: fx.env, JourneyID: journeyID, Subject: s, Form: url.Values{"code": {code}}, Prepared: prepared})
 		return nil // the engine commits counted attempts
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return verr
+}
+
+// verify prepares and verifies, as the engine does.
+func (fx *fixture) verify(t *testing.T, journeyID string, s flows.Subject, code string) error {
+	t.Helper()
+	return fx.verifyPrepared(t, journeyID, s, code, fx.prepare(t, journeyID, s, code))
 }
 
 func (fx *fixture) remaining(t *testing.T, userID string) int {
@@ -122,17 +192,30 @@ func TestGenerate(t *testing.T) {
 		t.Fatalf("remaining %d", n)
 	}
 
-	// Only keyed hashes are stored, one per factor.
+	// Only keyed hashes of argon2id keys are stored, one per factor, with
+	// the set's salt and costs: the password package's defaults.
 	factors, err := fx.st.Factors(t.Context(), "alice", recoverycodes.ID)
 	if err != nil || len(factors) != 10 {
 		t.Fatalf("%d factors: %v", len(factors), err)
 	}
+	def, err := password.NewHasher(password.HasherConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	salt := setOf(t, factors[0]).Salt
 	for _, fa := range factors {
 		if fa.Name != "Recovery code" || len(fa.Secret) != 32 || !fa.CreatedAt.Equal(start) {
 			t.Fatalf("factor %+v", fa)
 		}
+		set := setOf(t, fa)
+		if set.KDF != def.HistoryParams() || len(set.Salt) != 16 || !bytes.Equal(set.Salt, salt) {
+			t.Fatalf("factor %s: set data %+v, want the default costs %q and the set's one 16-byte salt", fa.ID, set, def.HistoryParams())
+		}
 		for _, c := range codes {
 			plain := strings.ReplaceAll(c, "-", "")
+			if bytes.Equal(fa.Secret, fx.env.MAC("recovery code", []byte("alice"), []byte(plain))) {
+				t.Fatalf("factor %s is a keyed hash of the code alone, not of its argon2id key", fa.ID)
+			}
 			for _, field := range []string{fa.ID, fa.Name, string(fa.Secret), string(fa.Data)} {
 				for _, form := range []string{c, plain, strings.ToUpper(plain)} {
 					if strings.Contains(field, form) {
@@ -142,19 +225,32 @@ func TestGenerate(t *testing.T) {
 			}
 		}
 	}
+	// One argon2id per code, none inside the write transaction; a new set
+	// gets a new salt.
+	fx.hashes.reset()
+	fx.generate(t, "alice")
+	if n, in := fx.hashes.n.Load(), fx.hashes.inTx.Load(); n != 10 || in != 0 {
+		t.Fatalf("generating 10 codes: %d argon2id, %d of them in the transaction", n, in)
+	}
+	again, err := fx.st.Factors(t.Context(), "alice", recoverycodes.ID)
+	if err != nil || len(again) != 10 || bytes.Equal(setOf(t, again[0]).Salt, salt) {
+		t.Fatalf("a new set kept the old salt (%d factors, %v)", len(again), err)
+	}
+}
 
-	// Randomness: across many codes every character appears.
-	var all strings.Builder
-	for range 10 {
-		for _, c := range fx.generate(t, "bob") {
-			all.WriteString(c)
-		}
+// setData is a factor's Data: the set's argon2id costs and salt.
+type setData struct {
+	KDF  string `json:"kdf"`
+	Salt []byte `json:"salt"`
+}
+
+func setOf(t *testing.T, fa store.Factor) setData {
+	t.Helper()
+	var d setData
+	if err := json.Unmarshal(fa.Data, &d); err != nil {
+		t.Fatalf("factor %s: data %q: %v", fa.ID, fa.Data, err)
 	}
-	for _, r := range alphabet {
-		if !strings.ContainsRune(all.String(), r) {
-			t.Fatalf("character %q never appears in 1600 characters", r)
-		}
-	}
+	return d
 }
 
 func TestSingleUse(t *testing.T) {
@@ -274,13 +370,15 @@ func TestGenerateAtomic(t *testing.T) {
 	}
 }
 
+// TestConcurrentUse: one code presented in 50 journeys at once, each
+// prepared outside the transaction as the engine does, is accepted once.
 func TestConcurrentUse(t *testing.T) {
 	fx := setup(t)
 	alice := flows.Subject{UserID: "alice"}
 	codes := fx.generate(t, alice.UserID)
-	const n = 20
+	const n = 50
 	for i := range n {
-		fx.begin(t, "j"+string(rune('a'+i)), alice)
+		fx.begin(t, fmt.Sprintf("j%d", i), alice)
 	}
 	var (
 		wg          sync.WaitGroup
@@ -289,9 +387,16 @@ func TestConcurrentUse(t *testing.T) {
 	)
 	for i := range n {
 		wg.Go(func() {
+			jid := fmt.Sprintf("j%d", i)
+			req := flows.PrepareRequest{Store: fx.st, Env: fx.env, JourneyID: jid, Subject: alice, Form: url.Values{"code": {codes[0]}}}
+			prepared, err := fx.flow.Prepare(t.Context(), req)
+			if err != nil {
+				t.Errorf("prepare: %v", err)
+				return
+			}
 			var verr error
-			err := fx.st.Atomic(t.Context(), func(tx store.Tx) error {
-				verr = fx.flow.Verify(t.Context(), flows.VerifyRequest{Tx: tx, Env: fx.env, JourneyID: "j" + string(rune('a'+i)), Subject: alice, Form: url.Values{"code": {codes[0]}}})
+			err = fx.st.Atomic(t.Context(), func(tx store.Tx) error {
+				verr = fx.flow.Verify(t.Context(), flows.VerifyRequest{Tx: tx, Env: fx.env, JourneyID: jid, Subject: alice, Form: req.Form, Prepared: prepared})
 				return nil
 			})
 			mu.Lock()
@@ -311,6 +416,12 @@ func TestConcurrentUse(t *testing.T) {
 	wg.Wait()
 	if wins != 1 || wrong != n-1 {
 		t.Fatalf("wins %d, wrong %d", wins, wrong)
+	}
+	if left := fx.remaining(t, alice.UserID); left != 9 {
+		t.Fatalf("remaining %d", left)
+	}
+	if in := fx.hashes.inTx.Load(); in != 0 {
+		t.Fatalf("%d argon2id computed inside a write transaction", in)
 	}
 }
 

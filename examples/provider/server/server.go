@@ -432,7 +432,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: totp flow: %w", err)
 	}
-	recoveryFlow, err := recoverycodes.New(recoverycodes.Config{Store: st})
+	recoveryFlow, err := recoverycodes.New(recoverycodes.Config{Store: st, Hasher: hasher})
 	if err != nil {
 		return nil, fmt.Errorf("server: recovery codes flow: %w", err)
 	}
