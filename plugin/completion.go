@@ -85,7 +85,7 @@ func (p *Plugin) commitPassword(ctx context.Context, r *http.Request, j store.Jo
 	stamp := now.UTC().Format("2006-01-02 15:04 MST")
 	var notices []int64
 	var job int64
-	err = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+	err = p.atomic(ctx, func(tx store.Tx) error {
 		notices = notices[:0]
 		ids, err := p.queueNotices(ctx, tx, held, addrs, "changed", lang, changedData{Time: stamp, ResetURL: p.url("/", nil)})
 		if err != nil {
@@ -127,7 +127,7 @@ func (p *Plugin) commitPassword(ctx context.Context, r *http.Request, j store.Jo
 			// the notices and the revocation held, so they go out.
 			outcome, detail = "uncertain", "directory failed; the password may have changed"
 		}
-		rerr := p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+		rerr := p.atomic(ctx, func(tx store.Tx) error {
 			if outcome == "failed" {
 				for _, id := range append(notices, job) {
 					if id == 0 {
@@ -172,7 +172,7 @@ func (p *Plugin) commitPassword(ctx context.Context, r *http.Request, j store.Jo
 	// ended the worker may be sending them, and releasing a message being
 	// sent could send it twice. Late, they go out by themselves.
 	release := time.Since(started) < completionHold*2/3
-	err = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+	err = p.atomic(ctx, func(tx store.Tx) error {
 		if err := p.saveHistory(ctx, tx, v.hist, v.key); err != nil {
 			return err
 		}
@@ -235,7 +235,7 @@ func (p *Plugin) send(ctx context.Context, m notify.Message) error {
 	if err != nil {
 		outcome = "failed"
 	}
-	if aerr := p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+	if aerr := p.atomic(ctx, func(tx store.Tx) error {
 		return p.appendAudit(ctx, tx, store.AuditEvent{Event: "sessions.revoke", UserID: m.To, Outcome: outcome,
 			Detail: "by the outbox, after an interrupted or failed revocation"})
 	}); aerr != nil {

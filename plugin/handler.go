@@ -389,11 +389,16 @@ func (p *Plugin) audit(ctx context.Context, tx store.Tx, r *http.Request, event,
 }
 
 // appendAudit writes e (stamped now) in tx and reports it to the log and
-// the metrics.
+// the metrics: after the commit when tx comes from [Plugin.atomic], at
+// once otherwise.
 func (p *Plugin) appendAudit(ctx context.Context, tx store.Tx, e store.AuditEvent) error {
 	e.Time = p.s.Now()
 	if _, err := tx.AppendAudit(ctx, e); err != nil {
 		return fmt.Errorf("sspr: audit: %w", err)
+	}
+	if at, ok := tx.(auditedTx); ok {
+		*at.events = append(*at.events, e)
+		return nil
 	}
 	p.record(ctx, e)
 	return nil
@@ -516,7 +521,7 @@ func (p *Plugin) startJourney(w http.ResponseWriter, r *http.Request) error {
 	ip := p.s.ClientIP(r)
 	j := store.Journey{ID: journeyID(now), ReturnTo: rt, Locale: p.locale(r), CreatedAt: now, ExpiresAt: now.Add(p.s.JourneyTTL)}
 	var ipLimit limitResult
-	err = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+	err = p.atomic(ctx, func(tx store.Tx) error {
 		var err error
 		ipLimit, err = p.limits.hit(ctx, tx, p.s.Limits.StartsPerIP, p.limits.key("start-ip", ip), now)
 		if err != nil {
@@ -869,7 +874,7 @@ func (p *Plugin) chooseMethod(w http.ResponseWriter, r *http.Request) error {
 	_, err = p.s.Store.LatestChallenge(ctx, j.ID, c.flow.ID())
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		err = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+		err = p.atomic(ctx, func(tx store.Tx) error {
 			return p.begin(ctx, tx, r, j, subject, c)
 		})
 		if err != nil {
@@ -1012,7 +1017,7 @@ func (p *Plugin) verify(w http.ResponseWriter, r *http.Request) error {
 	}
 	var ipLimit, acctLimit limitResult
 	var verr error
-	err = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+	err = p.atomic(ctx, func(tx store.Tx) error {
 		var err error
 		if ipLimit, err = p.limits.hit(ctx, tx, p.s.Limits.VerifiesPerIP, p.limits.key("verify-ip", ip), now); err != nil || ipLimit.exceeded {
 			return err
@@ -1136,7 +1141,7 @@ func (p *Plugin) resend(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	var berr error
-	err = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+	err = p.atomic(ctx, func(tx store.Tx) error {
 		berr = f.Begin(ctx, flows.BeginRequest{Tx: tx, Env: env{p: p, journey: j.ID, user: j.UserID}, JourneyID: j.ID, Subject: subject, Locale: j.Locale, Resend: true,
 			StepUp: j.Kind == store.KindStepUp})
 		outcome := "ok"
@@ -1230,7 +1235,7 @@ func (p *Plugin) redeemLink(w http.ResponseWriter, r *http.Request) error {
 	now := p.s.Now()
 	var ipLimit limitResult
 	var lerr error
-	err = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+	err = p.atomic(ctx, func(tx store.Tx) error {
 		var err error
 		if ipLimit, err = p.limits.hit(ctx, tx, p.s.Limits.VerifiesPerIP, p.limits.key("verify-ip", p.s.ClientIP(r)), now); err != nil || ipLimit.exceeded {
 			return err

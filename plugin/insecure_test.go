@@ -1,6 +1,8 @@
 package plugin_test
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/sspr-go/sspr/plugin"
 	"github.com/sspr-go/sspr/plugin/plugintest"
+	"github.com/sspr-go/sspr/plugin/store"
 )
 
 // syncBuffer is a log sink safe for the server's goroutines.
@@ -56,5 +59,54 @@ func TestRateLimitsOffWarnsOnEveryPage(t *testing.T) {
 	// redirect, not a page).
 	if n := log.count(warning); n != 1+6 {
 		t.Fatalf("%d warnings, want 7 (start-up and 6 pages)", n)
+	}
+}
+
+// failingCommit is a store whose transactions fail after their work.
+type failingCommit struct {
+	store.Store
+	fail bool
+}
+
+func (f *failingCommit) Atomic(ctx context.Context, fn func(tx store.Tx) error) error {
+	err := f.Store.Atomic(ctx, func(tx store.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if f.fail {
+			return errors.New("disk I/O error")
+		}
+		return nil
+	})
+	return err
+}
+
+// TestAuditLoggedOnlyAfterCommit: the log reports an audit event once its
+// transaction has committed, never one that was rolled back.
+func TestAuditLoggedOnlyAfterCommit(t *testing.T) {
+	log := &syncBuffer{}
+	var fc *failingCommit
+	h := newHarness(t, func(c *plugin.Config) {
+		fc = &failingCommit{Store: c.Store}
+		c.Store = fc
+		c.Logger = slog.New(slog.NewTextHandler(log, nil))
+	})
+	const line = "audit.event=journey.start"
+	fc.fail = true
+	if page := h.start(plugintest.NewBrowser(t), "alice@example.com"); page.Status != http.StatusInternalServerError {
+		t.Fatalf("start with a failing commit: status %d", page.Status)
+	}
+	if n := log.count(line); n != 0 {
+		t.Fatalf("%d audit lines for a start that was rolled back", n)
+	}
+	if events := h.audit("journey.start"); len(events) != 0 {
+		t.Fatalf("rolled back events stored: %+v", events)
+	}
+	fc.fail = false
+	if page := h.start(plugintest.NewBrowser(t), "alice@example.com"); page.Status != http.StatusSeeOther {
+		t.Fatalf("start: status %d", page.Status)
+	}
+	if n := log.count(line); n != 1 {
+		t.Fatalf("%d audit lines after one committed start, want 1", n)
 	}
 }

@@ -55,6 +55,32 @@ func (p *Plugin) MetricsHandler() http.Handler {
 // record counts an audit event and emits it through slog: Warn for failed
 // and limited outcomes (security events), Info otherwise. It never logs
 // secrets: events carry none.
+// atomic runs fn in one store transaction, like [store.Store.Atomic], and
+// reports the audit events fn appended (through appendAudit) to the log
+// and the metrics once the transaction has committed: never an event that
+// was rolled back, and no logging while the store's writer waits.
+func (p *Plugin) atomic(ctx context.Context, fn func(tx store.Tx) error) error {
+	var events []store.AuditEvent
+	err := p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+		events = events[:0] // a store may run fn again
+		return fn(auditedTx{Tx: tx, events: &events})
+	})
+	if err == nil {
+		for _, e := range events {
+			p.record(ctx, e)
+		}
+	}
+	return err
+}
+
+// auditedTx is the transaction atomic hands out: appendAudit keeps the
+// events it writes for atomic to report after the commit.
+type auditedTx struct {
+	store.Tx
+	events *[]store.AuditEvent
+}
+
+// record reports an audit event to the metrics and the log.
 func (p *Plugin) record(ctx context.Context, e store.AuditEvent) {
 	p.metrics.events.WithLabelValues(e.Event, e.Outcome).Inc()
 	level := slog.LevelInfo

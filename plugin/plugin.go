@@ -163,7 +163,7 @@ func New(cfg Config) (*Plugin, error) {
 		Logger: s.Logger,
 		Now:    s.Now,
 		// A batch's outcomes and their audit events commit together.
-		Atomic:   s.Store.Atomic,
+		Atomic:   p.atomic,
 		Record:   p.auditDelivery,
 		Parallel: senderParallel,
 		Gather:   senderGather,
@@ -241,7 +241,7 @@ func (p *Plugin) RecordPassword(ctx context.Context, userID, password string) er
 	if err != nil {
 		return err
 	}
-	return p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+	return p.atomic(ctx, func(tx store.Tx) error {
 		return p.saveHistory(ctx, tx, h, key)
 	})
 }

@@ -244,7 +244,7 @@ func (p *Plugin) securityChanged(ctx context.Context, r *http.Request, pr progre
 	if err != nil {
 		return internalError(err)
 	}
-	err = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+	err = p.atomic(ctx, func(tx store.Tx) error {
 		if _, err := p.queueNotices(ctx, tx, now, addrs, "factor", p.locale(r), data); err != nil {
 			return err
 		}
@@ -271,7 +271,7 @@ func (p *Plugin) signOutOthers(w http.ResponseWriter, r *http.Request, sess Sess
 		p.log.ErrorContext(ctx, "sspr: sign out other sessions failed", slog.String("user", sess.UserID), slog.Any("err", err))
 		outcome = "failed"
 	}
-	if err := p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+	if err := p.atomic(ctx, func(tx store.Tx) error {
 		return p.audit(ctx, tx, r, "sessions.revoke", "", sess.UserID, outcome, "other sessions, asked by the user")
 	}); err != nil {
 		return internalError(err)

@@ -156,7 +156,7 @@ func (p *Plugin) startStepUp(w http.ResponseWriter, r *http.Request, sess Sessio
 	if len(sp.next) == 0 {
 		return p.chooseOrHelp(w, r, j, sp)
 	}
-	err = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+	err = p.atomic(ctx, func(tx store.Tx) error {
 		if err := tx.CreateJourney(ctx, j); err != nil {
 			return err
 		}
@@ -189,7 +189,7 @@ func (p *Plugin) startOIDCStepUp(w http.ResponseWriter, r *http.Request, j store
 	}
 	sum := sha256.Sum256([]byte(state))
 	now := p.s.Now()
-	err = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+	err = p.atomic(ctx, func(tx store.Tx) error {
 		if err := tx.CreateJourney(ctx, j); err != nil {
 			return err
 		}
@@ -278,7 +278,7 @@ func (p *Plugin) stepUpCallback(w http.ResponseWriter, r *http.Request) error {
 	}
 	j.Verified = append(j.Verified, oidcFlowID)
 	j.ExpiresAt = p.s.Now().Add(p.s.StepUpMaxAge)
-	err = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+	err = p.atomic(ctx, func(tx store.Tx) error {
 		if err := tx.UpdateJourney(ctx, j); err != nil {
 			return err
 		}
@@ -346,7 +346,7 @@ func (p *Plugin) checkStepUpToken(ctx context.Context, j store.Journey, st stepU
 }
 
 func (p *Plugin) stepUpAudit(ctx context.Context, r *http.Request, j store.Journey, outcome, detail string) {
-	err := p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+	err := p.atomic(ctx, func(tx store.Tx) error {
 		return p.audit(ctx, tx, r, "stepup.verify", j.ID, j.UserID, outcome, detail)
 	})
 	if err != nil {
@@ -501,7 +501,7 @@ func (p *Plugin) checkCurrentPassword(r *http.Request, userID string) (int, stri
 	case !errors.Is(err, ErrWrongPassword):
 		return 0, "", internalError(fmt.Errorf("sspr: directory: verify password: %w", err))
 	}
-	err = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+	err = p.atomic(ctx, func(tx store.Tx) error {
 		if _, err := p.limits.hit(ctx, tx, p.s.Limits.FailuresPerAccount, key, p.s.Now()); err != nil {
 			return err
 		}

@@ -93,7 +93,7 @@ func (p *Plugin) IssueTicket(ctx context.Context, req TicketRequest) (Ticket, er
 		CreatedAt: now, ExpiresAt: now.Add(req.TTL)}
 	link := p.url("/ticket", url.Values{"token": {token}})
 	t := Ticket{ExpiresAt: j.ExpiresAt, Emailed: req.Email}
-	err = p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+	err = p.atomic(ctx, func(tx store.Tx) error {
 		if err := tx.CreateJourney(ctx, j); err != nil {
 			return err
 		}
@@ -179,7 +179,7 @@ func (p *Plugin) ticketLanding(w http.ResponseWriter, r *http.Request) error {
 	sum := sha256.Sum256([]byte(token))
 	now := p.s.Now()
 	var j store.Journey
-	err := p.s.Store.Atomic(ctx, func(tx store.Tx) error {
+	err := p.atomic(ctx, func(tx store.Tx) error {
 		c, err := tx.ConsumeToken(ctx, sum[:], now)
 		if err != nil {
 			return err
@@ -212,7 +212,7 @@ func (p *Plugin) ticketLanding(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if !pr.done && len(pr.next) > 0 {
-		if err := p.s.Store.Atomic(ctx, func(tx store.Tx) error { return p.begin(ctx, tx, r, j, pr.subject, pr.next[0]) }); err != nil {
+		if err := p.atomic(ctx, func(tx store.Tx) error { return p.begin(ctx, tx, r, j, pr.subject, pr.next[0]) }); err != nil {
 			return internalError(err)
 		}
 		p.worker.Kick()
