@@ -162,14 +162,9 @@ func (f *Flow) Verify(ctx context.Context, r flows.VerifyRequest) error {
 	if err != nil {
 		return challenge.MapStoreError(fmt.Errorf("email: verify: %w", err))
 	}
-	c, err = r.Tx.ConsumeCode(ctx, c.ID, r.Env.MAC("email code", []byte(r.JourneyID), []byte(code)), r.Env.Now())
-	if err != nil {
-		if errors.Is(err, store.ErrMismatch) {
-			left := max(c.MaxAttempts-c.Attempts, 0)
-			if left == 0 {
-				return &flows.VerifyError{Err: flows.ErrExhausted}
-			}
-			return &flows.VerifyError{Err: flows.ErrWrongResponse, AttemptsLeft: left}
+	if _, err = otpcode.Consume(ctx, r.Tx, c, r.Env.MACs("email code", []byte(r.JourneyID), []byte(code)), r.Env.Now()); err != nil {
+		if ve := (*flows.VerifyError)(nil); errors.As(err, &ve) {
+			return err
 		}
 		return challenge.MapStoreError(fmt.Errorf("email: verify: %w", err))
 	}

@@ -280,3 +280,32 @@ func TestStepUpMessage(t *testing.T) {
 		t.Fatalf("verify the step-up code: %v", err)
 	}
 }
+
+// TestCodeSurvivesKeyRotation: a code mailed before the keys rotated works
+// while the old key is still configured (second), and a wrong code is
+// counted once, not once per key; with the old key retired it is refused.
+func TestCodeSurvivesKeyRotation(t *testing.T) {
+	st := openStore(t)
+	env := flowtest.NewEnv(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	f, _ := email.New(email.Config{})
+	k1, k2 := []byte("key one, 32 bytes long at least!"), []byte("key two, 32 bytes long at least!")
+	env.SetKeys(k1)
+	_, code := begin(t, f, st, env, "j1", alice, "0")
+	_, code2 := begin(t, f, st, env, "j2", alice, "0")
+	env.SetKeys(k2, k1)
+	wrong := "00000000"
+	if wrong == code {
+		wrong = "99999999"
+	}
+	var ve *flows.VerifyError
+	if err := verify(t, f, st, env, "j1", wrong); !errors.As(err, &ve) || ve.AttemptsLeft != 4 {
+		t.Fatalf("wrong code after the rotation: %v (want 4 tries left: counted once)", err)
+	}
+	if err := verify(t, f, st, env, "j1", code); err != nil {
+		t.Fatalf("code mailed under the old key: %v", err)
+	}
+	env.SetKeys(k2)
+	if err := verify(t, f, st, env, "j2", code2); !errors.Is(err, flows.ErrWrongResponse) {
+		t.Fatalf("code under a retired key: %v", err)
+	}
+}

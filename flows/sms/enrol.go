@@ -266,10 +266,14 @@ func (f *Flow) confirmEnrol(ctx context.Context, r flows.EnrolRequest, st enrolS
 	left := 0
 	err := f.cfg.Store.Atomic(ctx, func(tx store.Tx) error {
 		// A wrong code must be counted, so every outcome below commits.
-		c, err := tx.ConsumeCode(ctx, st.Challenge, f.enrolMAC(r.Env, r.UserID, st.Challenge, st.Number, code), now)
+		c, err := tx.Challenge(ctx, st.Challenge)
+		if err == nil {
+			_, err = otpcode.Consume(ctx, tx, c, f.enrolMACs(r.Env, r.UserID, st.Challenge, st.Number, code), now)
+		}
+		var ve *flows.VerifyError
 		switch {
-		case errors.Is(err, store.ErrMismatch):
-			if left = max(c.MaxAttempts-c.Attempts, 0); left == 0 {
+		case errors.As(err, &ve):
+			if left = ve.AttemptsLeft; errors.Is(ve.Err, flows.ErrExhausted) {
 				msg = "sms.enrol.exhausted"
 			} else {
 				msg = "sms.enrol.wrong_code"
@@ -318,6 +322,11 @@ func (f *Flow) confirmEnrol(ctx context.Context, r flows.EnrolRequest, st enrolS
 // challenge and the number.
 func (f *Flow) enrolMAC(env flows.Env, userID, challengeID, number, code string) []byte {
 	return env.MAC(macEnrolCode, []byte(userID), []byte(challengeID), []byte(number), []byte(code))
+}
+
+// enrolMACs is enrolMAC under every configured key, current first.
+func (f *Flow) enrolMACs(env flows.Env, userID, challengeID, number, code string) [][]byte {
+	return env.MACs(macEnrolCode, []byte(userID), []byte(challengeID), []byte(number), []byte(code))
 }
 
 // numberPage is the number step, with phone typed already.

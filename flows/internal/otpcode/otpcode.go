@@ -6,6 +6,8 @@ package otpcode
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
+	"errors"
 	"fmt"
 	"math/big"
 	"strings"
@@ -142,4 +144,32 @@ func (s Settings) Issue(ctx context.Context, tx store.Tx, flow, journeyID, ref s
 		return "", challenge.MapStoreError(fmt.Errorf("%s: resend: %w", flow, err))
 	}
 	return string(c.Data), nil
+}
+
+// Consume redeems the code of challenge c in tx. macs are the code's keyed
+// hashes under every configured key, current first ([flows.Env.MACs]): the
+// one that matches the challenge's stored hash is used, so that a code
+// sent before the keys rotated still works and a wrong code is counted
+// once. A wrong code gives a [*flows.VerifyError] (ErrWrongResponse with
+// the tries left, or ErrExhausted after the last); other store errors are
+// returned as they are, with the challenge as the store left it.
+func Consume(ctx context.Context, tx store.Tx, c store.Challenge, macs [][]byte, now time.Time) (store.Challenge, error) {
+	if len(macs) == 0 {
+		return c, errors.New("otpcode: no key")
+	}
+	use := macs[0]
+	for _, m := range macs[1:] {
+		if subtle.ConstantTimeCompare(m, c.CodeHash) == 1 {
+			use = m
+		}
+	}
+	c, err := tx.ConsumeCode(ctx, c.ID, use, now)
+	if errors.Is(err, store.ErrMismatch) {
+		left := max(c.MaxAttempts-c.Attempts, 0)
+		if left == 0 {
+			return c, &flows.VerifyError{Err: flows.ErrExhausted}
+		}
+		return c, &flows.VerifyError{Err: flows.ErrWrongResponse, AttemptsLeft: left}
+	}
+	return c, err
 }
