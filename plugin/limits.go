@@ -63,16 +63,19 @@ func (l *limiter) judge(lim Limit, now, start time.Time, cur, prev int64) limitR
 	if l.disabled || estimate(now, start, lim.Window, cur, prev) <= float64(lim.N) {
 		return limitResult{}
 	}
-	// Retry when the previous window's weight has decayed enough, or at the
-	// latest when the current window ends.
-	retry := start.Add(lim.Window).Sub(now)
+	// Retry when the next event fits: in this window once the previous
+	// window's weight has decayed enough; else in the next window, where
+	// this window's count weighs fully at first and then decays.
+	var at time.Time
 	if cur < int64(lim.N) && prev > 0 {
 		// The next event fits once cur+1 + prev*(1-elapsed/window) <= N.
 		need := float64(int64(lim.N)-cur-1) / float64(prev)
-		at := time.Duration((1 - need) * float64(lim.Window))
-		if r := at - now.Sub(start); r > 0 && r < retry {
-			retry = r
-		}
+		at = start.Add(time.Duration((1 - need) * float64(lim.Window)))
+	} else {
+		// In the next window it fits once 1 + cur*(1-elapsed/window) <= N.
+		need := float64(lim.N-1) / float64(cur)
+		at = start.Add(lim.Window + time.Duration(max(0, 1-need)*float64(lim.Window)))
 	}
+	retry := at.Sub(now)
 	return limitResult{exceeded: true, retryAfter: time.Duration(math.Ceil(retry.Seconds())) * time.Second}
 }

@@ -97,6 +97,11 @@ func (p *Plugin) security(w http.ResponseWriter, r *http.Request, rest string) e
 		}
 	}
 	if rest == "" {
+		if r.Method == http.MethodPost && r.PostForm.Get("stepup") == "1" {
+			// The button of the step-up page a stale removal showed: its
+			// target is this page.
+			return p.stepUpForSecurityPage(w, r, sess, binding)
+		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			return errMethod
 		}
@@ -137,6 +142,26 @@ func (p *Plugin) security(w http.ResponseWriter, r *http.Request, rest string) e
 		return p.enrol(w, r, sess, pr, f, en, binding)
 	}
 	return errMethod
+}
+
+// stepUpForSecurityPage starts the step-up that a removal asked for and
+// leads back to the security-info page; with a fresh step-up already in
+// place it just goes back there.
+func (p *Plugin) stepUpForSecurityPage(w http.ResponseWriter, r *http.Request, sess Session, binding string) error {
+	ctx := r.Context()
+	pr, err := p.progress(ctx, store.Journey{UserID: sess.UserID})
+	if err != nil {
+		return err
+	}
+	fresh, err := p.freshStepUp(ctx, r, sess, pr)
+	if err != nil {
+		return err
+	}
+	if fresh {
+		p.redirect(w, "/account/security", nil)
+		return nil
+	}
+	return p.needStepUp(w, r, sess, pr, "/account/security", binding)
 }
 
 func (p *Plugin) securityPage(w http.ResponseWriter, r *http.Request, sess Session, binding string) error {

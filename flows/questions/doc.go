@@ -11,7 +11,9 @@
 // flow that the engine never lets count alone (a contact channel and, when
 // the user has any, a bound authenticator are still required), and why the
 // engine never offers it to administrators. It can serve as an extra
-// method for users who have no bound authenticator, nothing more.
+// method for users who have no bound authenticator, nothing more. OWASP
+// ASVS 5.0 V6.4.2 asks for no secret questions at all: a host that enables
+// this flow departs from it by its own choice.
 //
 // Security properties (each is tested):
 //   - nothing is stored in clear: a user's set is one factor whose Data is
