@@ -22,6 +22,9 @@ func TestLookupPrefersEmail(t *testing.T) {
 	if err := d.migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := d.FindUser(t.Context(), "dana@example.org"); !errors.Is(err, plugin.ErrUserNotFound) {
+		t.Fatalf("empty table: %v", err)
+	}
 	add := func(id, username, email string) {
 		t.Helper()
 		if _, err := db.ExecContext(t.Context(), `INSERT INTO users (id, username, username_key, email, email_key, display_name, password_hash, password_changed_at, created_at)
