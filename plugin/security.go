@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/sspr-go/sspr/flows"
 	"github.com/sspr-go/sspr/plugin/store"
@@ -207,7 +209,23 @@ func (p *Plugin) enrol(w http.ResponseWriter, r *http.Request, sess Session, pr 
 				req.State = nil // an old or foreign state: the flow starts over
 			}
 		}
-		page, err = en.FinishEnrol(ctx, req)
+		// A step may add the factor: its notices are held in the outbox
+		// first, so that they go out even if the process dies before the
+		// change is recorded (see holdFactorNotices).
+		h, herr := p.holdFactorNotices(ctx, r, pr, f, "added")
+		if herr != nil {
+			return herr
+		}
+		page, err = en.FinishEnrol(context.WithoutCancel(ctx), req)
+		switch {
+		case err != nil:
+			// It may have added the factor: let the notices go.
+			p.settleFactorNotices(ctx, r, pr, f, h, true, "uncertain", "the flow failed; a method may have been added")
+		case page.Added:
+			p.settleFactorNotices(ctx, r, pr, f, h, true, "ok", f.ID())
+		default:
+			p.settleFactorNotices(ctx, r, pr, f, h, false, "", "")
+		}
 	} else {
 		page, err = en.StartEnrol(ctx, req)
 	}
@@ -215,11 +233,6 @@ func (p *Plugin) enrol(w http.ResponseWriter, r *http.Request, sess Session, pr 
 		return internalError(err)
 	}
 	p.worker.Kick() // a step may have queued a code (flows/sms)
-	if page.Added {
-		if err := p.securityChanged(ctx, r, pr, f, "added"); err != nil {
-			return err
-		}
-	}
 	view := enrolView{Flow: f.ID(), Title: flowTitle(f), Action: p.basePath + "/account/security/" + f.ID() + "/add",
 		Error: page.Error, Added: page.Added, Back: p.basePath + "/account/security", Data: page.Data}
 	if page.State != nil {
@@ -238,17 +251,21 @@ func (p *Plugin) enrol(w http.ResponseWriter, r *http.Request, sess Session, pr 
 
 func (p *Plugin) removeFactor(w http.ResponseWriter, r *http.Request, sess Session, pr progress, f flows.Flow, en flows.Enroller) error {
 	ctx := r.Context()
-	err := en.Remove(ctx, sess.UserID, r.PostForm.Get("factor"))
+	h, err := p.holdFactorNotices(ctx, r, pr, f, "removed")
+	if err != nil {
+		return err
+	}
+	err = en.Remove(context.WithoutCancel(ctx), sess.UserID, r.PostForm.Get("factor"))
 	switch {
 	case errors.Is(err, flows.ErrNoFactor):
+		p.settleFactorNotices(ctx, r, pr, f, h, false, "", "")
 		return &Error{Kind: KindBadRequest, Status: http.StatusNotFound, Heading: "error.nothing_to_remove.heading",
 			Public: "error.nothing_to_remove.message", Link: p.basePath + "/account/security", LinkText: "common.back_to_security"}
 	case err != nil:
+		p.settleFactorNotices(ctx, r, pr, f, h, true, "uncertain", "the flow failed; a method may have been removed")
 		return internalError(err)
 	}
-	if err := p.securityChanged(ctx, r, pr, f, "removed"); err != nil {
-		return err
-	}
+	p.settleFactorNotices(ctx, r, pr, f, h, true, "ok", f.ID())
 	p.redirect(w, "/account/security", url.Values{"done": {"removed"}})
 	return nil
 }
@@ -258,29 +275,102 @@ type factorData struct {
 	Action, Method, Time, ResetURL string
 }
 
-// securityChanged records an added or removed factor and tells the user
-// at every contact address.
-func (p *Plugin) securityChanged(ctx context.Context, r *http.Request, pr progress, f flows.Flow, action string) error {
+// heldNotices are the "factor" notices of one change, queued before it and
+// held in the outbox for completionHold.
+type heldNotices struct {
+	action  string
+	data    factorData
+	ids     []int64
+	addrs   []address // ids[i] goes to addrs[i]
+	started time.Time // wall clock, as in commitPassword
+}
+
+// holdFactorNotices queues the notices of a factor change (action "added"
+// or "removed") to every contact address, held in the outbox, before the
+// change is made. settleFactorNotices then releases or cancels them; if
+// the process dies in between, they go out by themselves when the hold
+// ends. So no factor is added or removed without the user being told
+// (at worst, after a crash, they hear of a change that did not happen).
+func (p *Plugin) holdFactorNotices(ctx context.Context, r *http.Request, pr progress, f flows.Flow, action string) (heldNotices, error) {
 	now := p.s.Now()
-	data := factorData{Action: action, Method: flowTitle(f), Time: now.UTC().Format("2006-01-02 15:04 MST"), ResetURL: p.url("/", nil)}
-	// Listed after the change: an added phone number hears of itself, a
-	// removed one does not (the email addresses do).
+	h := heldNotices{action: action, started: time.Now(),
+		data: factorData{Action: action, Method: flowTitle(f), Time: now.UTC().Format("2006-01-02 15:04 MST"), ResetURL: p.url("/", nil)}}
 	addrs, err := p.addresses(ctx, pr.subject)
 	if err != nil {
-		return internalError(err)
+		return h, internalError(err)
 	}
 	err = p.atomic(ctx, func(tx store.Tx) error {
-		if _, err := p.queueNotices(ctx, tx, now, addrs, "factor", p.locale(r), data); err != nil {
-			return err
+		h.ids, h.addrs = h.ids[:0], h.addrs[:0]
+		for _, a := range addrs {
+			ids, err := p.queueNotices(ctx, tx, now.Add(completionHold), []address{a}, "factor", p.locale(r), h.data)
+			if err != nil {
+				return err
+			}
+			for _, id := range ids {
+				h.ids, h.addrs = append(h.ids, id), append(h.addrs, a)
+			}
 		}
-		return p.audit(ctx, tx, r, "factor."+action, "", pr.user.ID, "ok", f.ID())
+		return nil
 	})
 	if err != nil {
-		p.log.ErrorContext(ctx, "sspr: record security change failed", slog.String("user", pr.user.ID), slog.Any("err", err))
-		return internalError(err)
+		return h, internalError(err)
+	}
+	return h, nil
+}
+
+// settleFactorNotices records the outcome of a factor change whose notices
+// h holds. When changed, it releases them (the addresses are listed again:
+// an added phone number hears of itself, a removed one does not) and
+// audits "factor.<action>" with outcome and detail; otherwise it cancels
+// them. Late (the hold nearly over), the notices go out by themselves. A
+// failure is logged: the held notices then go out after the hold.
+func (p *Plugin) settleFactorNotices(ctx context.Context, r *http.Request, pr progress, f flows.Flow, h heldNotices, changed bool, outcome, detail string) {
+	ctx = context.WithoutCancel(ctx)
+	now := p.s.Now()
+	var after []address
+	if changed {
+		var err error
+		if after, err = p.addresses(ctx, pr.subject); err != nil {
+			after = h.addrs // release what is held
+		}
+	}
+	late := time.Since(h.started) >= completionHold*2/3
+	err := p.atomic(ctx, func(tx store.Tx) error {
+		for i, id := range h.ids {
+			switch {
+			case !changed:
+				if err := tx.MarkFailed(ctx, id, now, "cancelled: nothing changed", true); err != nil {
+					return err
+				}
+			case !slices.Contains(after, h.addrs[i]):
+				if err := tx.MarkFailed(ctx, id, now, "cancelled: the address went with the change", true); err != nil {
+					return err
+				}
+			case !late:
+				if err := tx.MarkFailed(ctx, id, now, "", false); err != nil { // due now
+					return err
+				}
+			}
+		}
+		if !changed {
+			return nil
+		}
+		var added []address
+		for _, a := range after {
+			if !slices.Contains(h.addrs, a) {
+				added = append(added, a)
+			}
+		}
+		if _, err := p.queueNotices(ctx, tx, now, added, "factor", p.locale(r), h.data); err != nil {
+			return err
+		}
+		return p.audit(ctx, tx, r, "factor."+h.action, "", pr.user.ID, outcome, detail)
+	})
+	if err != nil {
+		p.log.ErrorContext(ctx, "sspr: record security change failed; the held notices go out after the hold",
+			slog.String("user", pr.user.ID), slog.Any("err", err))
 	}
 	p.worker.Kick()
-	return nil
 }
 
 // signOutOthers ends every session of the signed-in user through the host

@@ -21,10 +21,13 @@ import (
 
 // securityHarness has the real bound flows and a host session; alice has
 // no factor yet.
-func securityHarness(t *testing.T) *harness {
+func securityHarness(t *testing.T, mutate ...func(*plugin.Config)) *harness {
 	t.Helper()
 	gs := hostSession(t)
 	h := newHarness(t, func(c *plugin.Config) {
+		for _, m := range mutate {
+			m(c)
+		}
 		mail, _ := email.New(email.Config{})
 		tf, err := totp.New(totp.Config{Store: c.Store, Keys: [][]byte{[]byte("totp test key, exactly 32 bytes!")}, Now: c.Now})
 		if err != nil {
