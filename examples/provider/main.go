@@ -126,7 +126,7 @@ Demo Provider listening on %s (issuer %s)
 		fmt.Printf("  Passkeys: add one at %s/recovery/account/security; the next sign-in asks for it.\n", iss)
 	}
 	if srv.Mailbox() != nil {
-		fmt.Printf("  No SMTP server or SMS gateway set: messages are logged and listed at %s/dev/mailbox\n", iss)
+		fmt.Printf("  No SMTP server or SMS gateway set: messages are listed at %s/dev/mailbox (the log notes each one, never its text)\n", iss)
 	}
 	if nSeed > 0 {
 		fmt.Printf("  LOAD TEST: %d users %s … %s, all with the password %q.\n",
