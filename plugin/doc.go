@@ -151,5 +151,9 @@
 // them; [Plugin.Run] renders and delivers them through the [notify.Sender]
 // (a [notify.Router] sends each channel its own way) with retries, so no
 // response waits for SMTP or an SMS gateway. Each delivered code or link
-// is audited ("message.sent").
+// is audited ("message.sent") in the transaction that marks it sent; the
+// worker sends up to 8 messages at once, so the Sender must be safe for
+// concurrent use. Notices of a factor added or removed are queued, held,
+// before the change, like those of a password change. Audit events reach
+// the log and the metrics only once their transaction has committed.
 package plugin

@@ -1,8 +1,11 @@
 // Package notify delivers sspr's outbound messages. Messages are first
 // written to the store's outbox in the same transaction as the journey step
-// that causes them; a [Worker] claims them and hands each to a [Sender]
+// that causes them; a [Worker] claims them in batches and hands each to a
+// [Sender] (several recipients at once, one recipient's messages in order)
 // with retries and exponential backoff, so no HTTP response waits for SMTP
-// and a restart loses nothing.
+// and a restart loses nothing. A batch's outcomes are recorded in one
+// transaction, and a send ends before its claim's lease does, so that no
+// other worker sends the same message meanwhile.
 package notify
 
 import (
