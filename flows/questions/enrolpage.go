@@ -58,17 +58,11 @@ type EnrolRow struct {
 // Enrolled lists the user's set of answers: one entry whose Count is the
 // number of answers.
 func (f *Flow) Enrolled(ctx context.Context, userID string) ([]flows.Enrolled, error) {
-	fs, err := f.cfg.Store.Factors(ctx, userID, ID)
-	if err != nil {
-		return nil, fmt.Errorf("questions: enrolled: %w", err)
-	}
-	out := make([]flows.Enrolled, 0, len(fs))
-	for _, fa := range fs {
+	return factors.ListCounted(ctx, f.cfg.Store, userID, ID, func(fa store.Factor) int {
 		var set []json.RawMessage
 		_ = json.Unmarshal(fa.Data, &set) // a corrupt set is listed, so it can be removed
-		out = append(out, flows.Enrolled{ID: fa.ID, Name: fa.Name, Count: len(set), CreatedAt: fa.CreatedAt, LastUsedAt: fa.LastUsedAt})
-	}
-	return out, nil
+		return len(set)
+	})
 }
 
 // StartEnrol shows the form: Enrol rows, each a choice of question and an
@@ -148,13 +142,7 @@ func (f *Flow) FinishEnrol(ctx context.Context, r flows.EnrolRequest) (flows.Enr
 		Data:      data,
 		CreatedAt: f.cfg.Now(),
 	}
-	err = f.cfg.Store.Atomic(ctx, func(tx store.Tx) error {
-		if _, err := tx.DeleteFactors(ctx, r.UserID, ID); err != nil {
-			return err
-		}
-		return tx.CreateFactor(ctx, fa)
-	})
-	if err != nil {
+	if err := factors.Replace(ctx, f.cfg.Store, r.UserID, ID, fa); err != nil {
 		return flows.EnrolPage{}, fmt.Errorf("questions: enrol: %w", err)
 	}
 	return flows.EnrolPage{Page: enrolPage, Data: EnrolData{Count: len(set), Ask: f.cfg.Ask}, Added: true}, nil

@@ -701,7 +701,7 @@ func TestReplaceAndRemove(t *testing.T) {
 	fx.enrol(t, alice.UserID, old)
 	fx.enrol(t, alice.UserID, fresh)
 	list, err := fx.flow.Enrolled(t.Context(), alice.UserID)
-	if err != nil || len(list) != 1 {
+	if err != nil || len(list) != 1 || list[0].Count != 3 || list[0].Name != "questions.enrolled_name" {
 		t.Fatalf("after replacing: %+v %v", list, err)
 	}
 	fx.begin(t, "j1", alice)

@@ -179,21 +179,17 @@ func (f *Flow) sendEnrolCode(ctx context.Context, r flows.EnrolRequest) (flows.E
 // refuse returns the message key that says why userID cannot enrol
 // number (enrolled already, or MaxNumbers reached), or "".
 func (f *Flow) refuse(ctx context.Context, tx store.FactorStore, userID, number string) (string, error) {
-	fs, err := tx.Factors(ctx, userID, ID)
+	enrolled, err := f.enrolled(ctx, tx, userID)
 	if err != nil {
 		return "", err
 	}
-	for _, fa := range fs {
+	for _, p := range enrolled {
 		// Sealed values are randomized: compare the numbers.
-		n, err := f.openNumber(fa)
-		if err != nil {
-			return "", err
-		}
-		if n == number {
+		if p.number == number {
 			return "sms.enrol.duplicate", nil
 		}
 	}
-	if len(fs) >= f.cfg.MaxNumbers {
+	if len(enrolled) >= f.cfg.MaxNumbers {
 		return "sms.enrol.too_many", nil
 	}
 	return "", nil

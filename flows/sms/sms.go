@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -201,35 +200,18 @@ const decoyUser = "\x00sspr-decoy"
 // page takes as long for unknown identifiers as for known ones.
 func (f *Flow) Options(ctx context.Context, s flows.Subject) ([]flows.Option, error) {
 	if s.UserID == "" {
-		if _, err := f.cfg.Store.Factors(ctx, decoyUser, ID); err != nil {
+		if _, err := f.enrolled(ctx, f.cfg.Store, decoyUser); err != nil {
 			return nil, fmt.Errorf("sms: options: %w", err)
 		}
 		return nil, nil
 	}
-	var out []flows.Option
-	seen := map[string]bool{}
-	for i, p := range s.Phones {
-		n, err := Normalize(p, f.cfg.DefaultRegion)
-		if err != nil || seen[n] {
-			continue
-		}
-		seen[n] = true
-		out = append(out, flows.Option{Flow: ID, Ref: refContact + strconv.Itoa(i), Hint: Mask(n)})
-	}
-	fs, err := f.cfg.Store.Factors(ctx, s.UserID, ID)
+	ps, err := f.phones(ctx, s)
 	if err != nil {
 		return nil, fmt.Errorf("sms: options: %w", err)
 	}
-	for _, fa := range fs {
-		n, err := f.openNumber(fa)
-		if err != nil {
-			return nil, fmt.Errorf("sms: options: %w", err)
-		}
-		if seen[n] {
-			continue
-		}
-		seen[n] = true
-		out = append(out, flows.Option{Flow: ID, Ref: refFactor + fa.ID, Hint: Mask(n)})
+	var out []flows.Option
+	for _, p := range ps {
+		out = append(out, flows.Option{Flow: ID, Ref: p.ref, Hint: Mask(p.number)})
 	}
 	return out, nil
 }
@@ -276,8 +258,7 @@ func (f *Flow) Begin(ctx context.Context, r flows.BeginRequest) error {
 // opens one sealed value and normalizes one number, so that every Begin
 // does the same work. Errors are faults (the store, a key).
 func (f *Flow) resolve(ctx context.Context, st store.FactorStore, s flows.Subject, ref string) (string, error) {
-	factorID, sealed, ad := challenge.RandomID(), f.dummy, sealAD("", "")
-	contact := -1
+	factorID, contact := challenge.RandomID(), -1
 	switch {
 	case s.UserID == "":
 	case strings.HasPrefix(ref, refFactor) && len(ref) > len(refFactor):
@@ -290,16 +271,15 @@ func (f *Flow) resolve(ctx context.Context, st store.FactorStore, s flows.Subjec
 	fa, err := st.Factor(ctx, factorID)
 	found := err == nil && s.UserID != "" && fa.UserID == s.UserID && fa.Flow == ID
 	switch {
-	case found:
-		sealed, ad = fa.Secret, sealAD(fa.UserID, fa.ID)
 	case err != nil && !errors.Is(err, store.ErrNotFound):
 		return "", err
+	case !found:
+		fa = store.Factor{Secret: f.dummy} // sealed for no user and no factor
 	}
-	raw, err := f.sealer.Open(sealed, ad)
+	number, err := f.openNumber(fa)
 	if err != nil {
-		return "", fmt.Errorf("factor %s: %w", fa.ID, err)
+		return "", err
 	}
-	number := string(raw)
 	if contact >= 0 {
 		number = s.Phones[contact]
 	}
@@ -373,6 +353,60 @@ func (f *Flow) openNumber(fa store.Factor) (string, error) {
 	return string(raw), nil
 }
 
+// phone is one phone number of a user: number in E.164, and ref the
+// option reference that names it ([refContact] and its index in
+// [flows.Subject.Phones], or [refFactor] and its factor ID).
+type phone struct {
+	number, ref string
+}
+
+// enrolled reads the numbers userID enrolled here from st and opens them:
+// one per factor, in the store's order. Its errors are the store's, or
+// name the factor that does not open (a key no longer configured).
+func (f *Flow) enrolled(ctx context.Context, st store.FactorStore, userID string) ([]phone, error) {
+	fs, err := st.Factors(ctx, userID, ID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]phone, 0, len(fs))
+	for _, fa := range fs {
+		n, err := f.openNumber(fa)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, phone{number: n, ref: refFactor + fa.ID})
+	}
+	return out, nil
+}
+
+// phones returns every number of s: first the host's (s.Phones; those
+// that do not normalize are skipped), then those s enrolled here, each
+// number once, under the first reference that names it. It reads the
+// factors of s.UserID once, whatever s.Phones holds.
+func (f *Flow) phones(ctx context.Context, s flows.Subject) ([]phone, error) {
+	var out []phone
+	seen := map[string]bool{}
+	add := func(p phone) {
+		if !seen[p.number] {
+			seen[p.number] = true
+			out = append(out, p)
+		}
+	}
+	for i, p := range s.Phones {
+		if n, err := Normalize(p, f.cfg.DefaultRegion); err == nil {
+			add(phone{number: n, ref: refContact + strconv.Itoa(i)})
+		}
+	}
+	enrolled, err := f.enrolled(ctx, f.cfg.Store, s.UserID)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range enrolled {
+		add(p)
+	}
+	return out, nil
+}
+
 // Addresses returns every number of s in E.164: the host's (s.Phones,
 // those that normalize) and the enrolled ones, without duplicates. The
 // engine sends its notices ("your password was changed") to them. It
@@ -381,24 +415,13 @@ func (f *Flow) Addresses(ctx context.Context, s flows.Subject) ([]string, error)
 	if s.UserID == "" {
 		return nil, nil
 	}
-	var out []string
-	for _, p := range s.Phones {
-		if n, err := Normalize(p, f.cfg.DefaultRegion); err == nil && !slices.Contains(out, n) {
-			out = append(out, n)
-		}
-	}
-	fs, err := f.cfg.Store.Factors(ctx, s.UserID, ID)
+	ps, err := f.phones(ctx, s)
 	if err != nil {
 		return nil, fmt.Errorf("sms: addresses: %w", err)
 	}
-	for _, fa := range fs {
-		n, err := f.openNumber(fa)
-		if err != nil {
-			return nil, fmt.Errorf("sms: addresses: %w", err)
-		}
-		if !slices.Contains(out, n) {
-			out = append(out, n)
-		}
+	var out []string
+	for _, p := range ps {
+		out = append(out, p.number)
 	}
 	return out, nil
 }

@@ -505,3 +505,54 @@ func TestAddressesAndAddNumber(t *testing.T) {
 		t.Fatalf("stored factor: %v %+v", err, fs)
 	}
 }
+
+// TestOptionsAndAddressesAgree: the options offered and the addresses
+// notified are the same numbers, in the same order, each once.
+func TestOptionsAndAddressesAgree(t *testing.T) {
+	fx := setup(t, sms.Config{DefaultRegion: "DE"})
+	fx.enrol(t, "u1", deMobile) // the host has it too
+	fx.env.Advance(time.Second)
+	fx.enrol(t, "u1", ukOther)
+	s := flows.Subject{UserID: "u1", Phones: []string{"junk", ukMobile, "0151 12345678", ukMobile}}
+	opts, err := fx.flow.Options(t.Context(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs, err := fx.flow.Addresses(t.Context(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{ukMobile, deMobile, ukOther}; !slices.Equal(addrs, want) {
+		t.Fatalf("Addresses = %v, want %v", addrs, want)
+	}
+	if len(opts) != len(addrs) {
+		t.Fatalf("Options = %+v for addresses %v", opts, addrs)
+	}
+	for i, o := range opts {
+		if o.Hint != sms.Mask(addrs[i]) {
+			t.Fatalf("option %d = %+v, address %q", i, o, addrs[i])
+		}
+	}
+}
+
+// TestNumbersThatDoNotOpen: numbers sealed under a key that is no longer
+// configured are an error wherever the enrolled numbers are read (never
+// skipped, which would offer or notify fewer numbers than the user has),
+// and the error names the factor, not the number.
+func TestNumbersThatDoNotOpen(t *testing.T) {
+	fx := setup(t, sms.Config{})
+	id := fx.enrol(t, "u1", ukOther)
+	f, err := sms.New(sms.Config{Store: fx.st, Keys: [][]byte{newKey()}, Now: fx.env.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := flows.Subject{UserID: "u1", Phones: []string{ukMobile}}
+	_, optErr := f.Options(t.Context(), s)
+	_, addrErr := f.Addresses(t.Context(), s)
+	_, addErr := f.AddNumber(t.Context(), "u1", deMobile)
+	for name, err := range map[string]error{"Options": optErr, "Addresses": addrErr, "AddNumber": addErr} {
+		if err == nil || !strings.Contains(err.Error(), "factor "+id) || strings.Contains(err.Error(), ukOther[3:]) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -125,23 +124,15 @@ func (t *Twilio) Send(ctx context.Context, m Message) error {
 	req.SetBasicAuth(t.sid, t.token)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", userAgent)
-	resp, err := t.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("notify: twilio: %w", transportError(err))
-	}
-	defer drainClose(resp.Body)
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return nil
-	}
-	head, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-	var e struct {
-		Code int `json:"code"`
-	}
-	if json.Unmarshal(head, &e) == nil && e.Code != 0 {
-		return statusError("twilio", resp.StatusCode, strconv.Itoa(e.Code), "")
-	}
-	return statusError("twilio", resp.StatusCode, "", sanitize(head, m))
+	return send(t.client, req, "twilio", 4<<10, func(status int, head []byte) error {
+		var e struct {
+			Code int `json:"code"`
+		}
+		if json.Unmarshal(head, &e) == nil && e.Code != 0 {
+			return statusError("twilio", status, strconv.Itoa(e.Code), "")
+		}
+		return statusError("twilio", status, "", sanitize(head, m))
+	})
 }
 
 // LogValue keeps the auth token out of logs.

@@ -155,6 +155,11 @@ func TestTwilioConfig(t *testing.T) {
 			"notify: twilio: field 'BaseURL': must not have a query or fragment"},
 		{"not a URL", notify.TwilioConfig{AccountSID: testSID, AuthToken: "t", From: "+1", BaseURL: "api.twilio.com"},
 			"notify: twilio: field 'BaseURL': must be an absolute http or https URL"},
+		// The path appended to it would be a fragment, never sent.
+		{"empty fragment", notify.TwilioConfig{AccountSID: testSID, AuthToken: "t", From: "+1", BaseURL: "https://api.twilio.com#"},
+			"notify: twilio: field 'BaseURL': must not have a query or fragment"},
+		{"port without host name", notify.TwilioConfig{AccountSID: testSID, AuthToken: "t", From: "+1", BaseURL: "https://:8443"},
+			"notify: twilio: field 'BaseURL': must be an absolute http or https URL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,13 +9,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sspr-go/sspr/plugin/internal/outbound"
 )
 
 // Webhook signature headers and their defaults; see [Webhook] for the
@@ -150,19 +150,11 @@ func (w *Webhook) Send(ctx context.Context, m Message) error {
 		return fmt.Errorf("notify: webhook: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", userAgent)
 	req.Header.Set(WebhookTimestampHeader, ts)
 	req.Header.Set(WebhookSignatureHeader, "v1="+hex.EncodeToString(webhookMAC(w.secret, ts, body)))
-	resp, err := w.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("notify: webhook: %w", transportError(err))
-	}
-	defer drainClose(resp.Body)
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return nil
-	}
-	head, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
-	return statusError("webhook", resp.StatusCode, "", sanitize(head, m))
+	return send(w.client, req, "webhook", 1<<10, func(status int, head []byte) error {
+		return statusError("webhook", status, "", sanitize(head, m))
+	})
 }
 
 // VerifyWebhook checks a request signed by a [Webhook]: header holds its
@@ -245,46 +237,43 @@ const userAgent = "sspr-notify"
 // defaultHTTPClient times out after 10 s and follows no redirects: a
 // redirect is a misconfigured URL, and following it would hand the body
 // (and credentials) to another address.
-func defaultHTTPClient() *http.Client {
-	return &http.Client{
-		Timeout:       10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-}
+func defaultHTTPClient() *http.Client { return outbound.NewClient(10 * time.Second) }
 
 // checkEndpoint accepts an absolute https URL, or http for a loopback host.
-// A query is allowed only when query is true.
+// A query (or fragment) is allowed only when query is true.
 func checkEndpoint(raw string, query bool) error {
 	if raw == "" {
 		return errors.New("is required")
 	}
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" {
+	u := outbound.ParseURL(raw)
+	switch {
+	case !u.Absolute || !u.HTTP:
 		return errors.New("must be an absolute http or https URL")
-	}
-	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+	case !u.Secure:
 		return errors.New("must be https (http only for a loopback host)")
-	}
-	if !query && (u.RawQuery != "" || u.ForceQuery || u.Fragment != "") {
+	case !query && (u.Query || u.Fragment):
 		return errors.New("must not have a query or fragment")
 	}
 	return nil
 }
 
-// transportError drops the URL from a client error (its query may hold a
-// token); the cause stays reachable with errors.Is and errors.As.
-func transportError(err error) error {
-	if ue, ok := errors.AsType[*url.Error](err); ok {
-		return fmt.Errorf("%s: %w", strings.ToLower(ue.Op), ue.Err)
+// send sends req with client, as who ("webhook", "twilio"), and returns
+// nil for a 2xx answer. A request that gets no answer is a retryable error
+// without the URL, whose query may hold a token; for any other answer it
+// returns describe's error for the status and the first limit bytes of the
+// body.
+func send(client *http.Client, req *http.Request, who string, limit int64, describe func(status int, head []byte) error) error {
+	req.Header.Set("User-Agent", userAgent)
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("notify: %s: %w", who, outbound.StripURL(err))
 	}
-	return err
-}
-
-// drainClose reads a little of what is left so the connection can be
-// reused, then closes.
-func drainClose(body io.ReadCloser) {
-	_, _ = io.Copy(io.Discard, io.LimitReader(body, 64<<10))
-	_ = body.Close()
+	defer outbound.DrainClose(resp.Body)
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return nil
+	}
+	head, _, _ := outbound.ReadAtMost(resp.Body, limit)
+	return describe(resp.StatusCode, head)
 }
 
 // retryableStatus reports whether a non-2xx status may succeed later.

@@ -290,7 +290,7 @@ func TestWebhookConfig(t *testing.T) {
 			}
 		})
 	}
-	for _, u := range []string{"https://gw.example/sms", "http://localhost:8080/sms", "http://127.0.0.1/sms", "http://[::1]:9/sms"} {
+	for _, u := range []string{"https://gw.example/sms", "https://gw.example/sms?token=t#f", "http://localhost:8080/sms", "http://LOCALHOST:8080/sms", "http://127.0.0.1/sms", "http://[::1]:9/sms"} {
 		if _, err := notify.NewWebhook(notify.WebhookConfig{URL: u, Secret: testSecret}); err != nil {
 			t.Errorf("NewWebhook(%q): %v", u, err)
 		}

@@ -7,13 +7,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sspr-go/sspr/plugin/internal/outbound"
 )
 
 // PwnedRange defaults and bounds.
@@ -109,12 +108,7 @@ func NewPwnedRange(cfg PwnedRangeConfig) (*PwnedRange, error) {
 	}
 
 	if r.client == nil {
-		r.client = &http.Client{
-			Timeout: DefaultPwnedRangeTimeout,
-			CheckRedirect: func(*http.Request, []*http.Request) error {
-				return http.ErrUseLastResponse
-			},
-		}
+		r.client = outbound.NewClient(DefaultPwnedRangeTimeout)
 	}
 
 	switch {
@@ -139,28 +133,18 @@ func NewPwnedRange(cfg PwnedRangeConfig) (*PwnedRange, error) {
 
 // checkPwnedBaseURL returns what is wrong with the base URL raw, or "".
 func checkPwnedBaseURL(raw string) string {
-	u, err := url.Parse(raw)
+	u := outbound.ParseURL(raw)
 	switch {
-	case err != nil || !u.IsAbs() || u.Host == "" || u.Opaque != "":
+	case !u.Absolute:
 		return "must be an absolute https URL"
-	case u.Scheme != "https" && u.Scheme != "http":
+	case !u.HTTP:
 		return "must be https (http only for a loopback host)"
-	case u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(raw, "#"):
+	case u.UserInfo || u.Query || u.Fragment:
 		return "must have no user info, query or fragment"
-	case u.Scheme == "http" && !loopbackHost(u.Hostname()):
+	case !u.Secure:
 		return "must be https (http only for a loopback host)"
 	}
 	return ""
-}
-
-// loopbackHost reports whether host names this machine: "localhost" or a
-// loopback IP address.
-func loopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Breached reports whether password has been seen in breaches at least
@@ -177,41 +161,30 @@ func (r *PwnedRange) Breached(ctx context.Context, password string) (bool, error
 	hash := bytes.ToUpper(h[:])
 	prefix, suffix := string(hash[:pwnedPrefixLen]), hash[pwnedPrefixLen:]
 
+	// The request's URL holds the prefix: errors leave it out.
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.baseURL+"/range/"+prefix, nil)
 	if err != nil {
-		return false, fmt.Errorf("password: pwned range: new request: %w", r.redact(err))
+		return false, fmt.Errorf("password: pwned range: new request: %w", outbound.StripURL(err))
 	}
 	req.Header.Set("User-Agent", r.userAgent)
 	req.Header.Set("Add-Padding", "true")
 
 	resp, err := r.client.Do(req)
 	if err != nil {
-		return false, fmt.Errorf("password: pwned range: %w", r.redact(err))
+		return false, fmt.Errorf("password: pwned range: %w", outbound.StripURL(err))
 	}
-	defer resp.Body.Close()
+	defer outbound.DrainClose(resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		// Drain a little so that the connection can be reused.
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 		return false, fmt.Errorf("password: pwned range: unexpected status %s", resp.Status)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxPwnedRangeResponse+1))
-	if err != nil {
-		return false, fmt.Errorf("password: pwned range: read response: %w", r.redact(err))
-	}
-	if len(body) > MaxPwnedRangeResponse {
+	body, complete, err := outbound.ReadAtMost(resp.Body, MaxPwnedRangeResponse)
+	switch {
+	case err != nil:
+		return false, fmt.Errorf("password: pwned range: read response: %w", outbound.StripURL(err))
+	case !complete:
 		return false, fmt.Errorf("password: pwned range: response larger than %d bytes", MaxPwnedRangeResponse)
 	}
 	return parsePwnedRange(body, suffix, r.minCount)
-}
-
-// redact replaces the URL of a *url.Error, which holds the hash prefix, with
-// the base URL.
-func (r *PwnedRange) redact(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return &url.Error{Op: ue.Op, URL: r.baseURL + "/range/<prefix>", Err: ue.Err}
-	}
-	return err
 }
 
 // errPwnedMalformed is wrapped by the error for a malformed range response.

@@ -335,6 +335,9 @@ func TestPwnedRangeErrors(t *testing.T) {
 				t.Errorf("error %v does not wrap %v", err, tt.wantIs)
 			}
 			assertNoSecret(t, "error", err.Error(), pwRare, true)
+			if strings.Contains(err.Error(), "/range/") {
+				t.Errorf("error %q holds the request's URL", err)
+			}
 		})
 	}
 }
@@ -397,6 +400,7 @@ func TestNewPwnedRangeConfig(t *testing.T) {
 		{name: "http 127.0.0.1", cfg: PwnedRangeConfig{BaseURL: "http://127.0.0.1:1"}, wantURL: "http://127.0.0.1:1"},
 		{name: "http 127.1.2.3", cfg: PwnedRangeConfig{BaseURL: "http://127.1.2.3"}, wantURL: "http://127.1.2.3"},
 		{name: "http ::1", cfg: PwnedRangeConfig{BaseURL: "http://[::1]:8080"}, wantURL: "http://[::1]:8080"},
+		{name: "http LOCALHOST", cfg: PwnedRangeConfig{BaseURL: "http://LOCALHOST:8080"}, wantURL: "http://LOCALHOST:8080"},
 		{name: "http off loopback", cfg: PwnedRangeConfig{BaseURL: "http://api.pwnedpasswords.com"},
 			wantErr: "password: config: field 'BaseURL': must be https (http only for a loopback host)"},
 		{name: "http private address", cfg: PwnedRangeConfig{BaseURL: "http://10.0.0.1"},
@@ -411,6 +415,10 @@ func TestNewPwnedRangeConfig(t *testing.T) {
 			wantErr: "password: config: field 'BaseURL': must be an absolute https URL"},
 		{name: "unparsable", cfg: PwnedRangeConfig{BaseURL: "https://exa mple.com"},
 			wantErr: "password: config: field 'BaseURL': must be an absolute https URL"},
+		{name: "port without host name", cfg: PwnedRangeConfig{BaseURL: "https://:8443"},
+			wantErr: "password: config: field 'BaseURL': must be an absolute https URL"},
+		{name: "empty fragment", cfg: PwnedRangeConfig{BaseURL: "https://pwned.example.com#"},
+			wantErr: "password: config: field 'BaseURL': must have no user info, query or fragment"},
 		{name: "user info", cfg: PwnedRangeConfig{BaseURL: "https://user:secret@pwned.example.com"},
 			wantErr: "password: config: field 'BaseURL': must have no user info, query or fragment"},
 		{name: "query", cfg: PwnedRangeConfig{BaseURL: "https://pwned.example.com?key=1"},
