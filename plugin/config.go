@@ -101,8 +101,11 @@ type Config struct {
 	// (Accept-Language decides; English when nothing matches).
 	Locale func(r *http.Request) string
 
-	// ProductName is shown on pages and in messages. Default: "Account
-	// recovery".
+	// ProductName is shown on pages and in messages. A name other than
+	// the default is also a context word of the password policy
+	// ([password.PolicyConfig.ContextWords]): a new password may not
+	// contain it whole, nor its distinctive words ("Contoso Account Center"
+	// refuses "contoso", not "account"). Default: "Account recovery".
 	ProductName string
 
 	// LogoURL is the product's logo shown above every page: a path on the

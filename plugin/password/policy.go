@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
@@ -36,7 +37,8 @@ const (
 	RuleTooLong    = "too_long"
 	RuleCommon     = "common"
 	RuleIdentifier = "identifier"
-	// RuleContext: the password contains a word of the service's context
+	// RuleContext: the password contains a name of the service's context
+	// or a distinctive word of one, or is mostly a short one
 	// ([PolicyConfig.ContextWords]: the product, the company).
 	RuleContext = "context"
 )
@@ -64,10 +66,33 @@ type PolicyConfig struct {
 	// reused. Default: 5 (also when 0); must be between 1 and 24.
 	HistorySize int
 
-	// ContextWords are words of this service that a password may not
+	// ContextWords are names of this service that a password may not
 	// contain (ASVS V6.2.11): the product's and the company's names, the
-	// domain. They are matched like the user's identifiers (case, common
-	// substitutions, words of 4 or more characters). Default: none.
+	// domain. They are compared after folding case and undoing common
+	// substitutions, like the user's identifiers, and ignoring spaces and
+	// punctuation, so "Account Center" also refuses "AccountCenter!" and
+	// "acc0unt-center". For each entry the password may not contain:
+	//
+	//   - the whole entry, when it has 4 or more letters and digits; a
+	//     shorter one (an acronym such as "XYZ") is refused only when the
+	//     password is mostly that word: when it stands as a word of its own
+	//     (no letter just before or after it) and what remains without it
+	//     is shorter than the minimum length ("xyz12345" is refused;
+	//     "xyz-kept-my-old-tea-mug" is not, nor "SAP" in "sapphire-blue");
+	//   - the entry without its leading and trailing digits and symbols, when
+	//     it is a single word ("Contoso365" refuses "contoso");
+	//   - each distinctive word of an entry of several words: 5 or more
+	//     letters and not a generic word of product names such as "account",
+	//     "center", "service", "portal", "login", "online", "cloud" or
+	//     "secure" ("Contoso Account Center" refuses "contoso", not
+	//     "account", and the 4-letter "bank" of "Wonderland Bank" neither);
+	//   - for a domain name (no spaces, with a dot; the part after the "@"
+	//     of an email address), each of its labels but
+	//     the last, as an entry of its own, except generic ones such as
+	//     "www", "login" or "co" ("login.acme.co.uk" refuses "acme").
+	//
+	// List each name to refuse on its own: a company's name, its acronym,
+	// its domain. Default: none.
 	ContextWords []string
 
 	// Blocklist holds the banned common passwords. Default: the embedded
@@ -99,7 +124,8 @@ type Policy struct {
 	blocklist             *Blocklist
 	breach                BreachChecker
 	breachFailOpen        bool
-	context               []string // tokens of ContextWords
+	context               []string // tokens of ContextWords, refused anywhere
+	contextShort          []string // short ContextWords, refused when the password is mostly one
 }
 
 // Input is a candidate password with what the policy needs to know about
@@ -119,7 +145,7 @@ type Input struct {
 // Problem is one reason a password was refused.
 type Problem struct {
 	// Rule is a stable identifier: [RuleTooShort], [RuleTooLong],
-	// [RuleCommon] or [RuleIdentifier] from [Policy.Check], or
+	// [RuleCommon], [RuleIdentifier] or [RuleContext] from [Policy.Check], or
 	// [RuleBreached] from [Policy.CheckBreached].
 	Rule string
 	// Message is a plain sentence to show the user, such as "Use at least
@@ -146,8 +172,8 @@ func NewPolicy(cfg PolicyConfig) (*Policy, error) {
 		blocklist:             cfg.Blocklist,
 		breach:                cfg.Breach,
 		breachFailOpen:        cfg.BreachFailOpen,
-		context:               identifierTokens(cfg.ContextWords),
 	}
+	p.context, p.contextShort = contextTokens(cfg.ContextWords)
 
 	switch {
 	case p.minLength == 0:
@@ -221,7 +247,7 @@ func (p *Policy) HistorySize() int { return p.historySize }
 func (p *Policy) Blocklist() *Blocklist { return p.blocklist }
 
 // Check returns every problem with in.Password, in the order length,
-// common, identifier, or nil when the password is acceptable. It does no
+// common, identifier, context, or nil when the password is acceptable. It does no
 // hashing and no I/O: password history and the breach check
 // ([Policy.CheckBreached]) are separate steps. Length is
 // counted in Unicode code points after NFC normalisation, so "é" typed as
@@ -250,7 +276,7 @@ func (p *Policy) Check(in Input) []Problem {
 		})
 	}
 
-	if len(in.Identifiers) > 0 || len(p.context) > 0 {
+	if len(in.Identifiers) > 0 || len(p.context) > 0 || len(p.contextShort) > 0 {
 		folded := fold(lower)
 		for _, tok := range identifierTokens(in.Identifiers) {
 			if strings.Contains(folded, tok) {
@@ -261,15 +287,162 @@ func (p *Policy) Check(in Input) []Problem {
 				break
 			}
 		}
-		for _, tok := range p.context {
-			if strings.Contains(folded, tok) {
-				problems = append(problems, Problem{
-					Rule:    RuleContext,
-					Message: "Don't use the name of this service or company in your password.",
-				})
-				break
-			}
+		if p.hasContext(lower, folded, p.MinLength(in.HasMFA)) {
+			problems = append(problems, Problem{
+				Rule:    RuleContext,
+				Message: "Don't use the name of this service or company in your password.",
+			})
 		}
 	}
 	return problems
+}
+
+// hasContext reports whether a password, lowered and folded, contains a
+// context token (spaces and punctuation ignored), or is mostly a short
+// context word.
+func (p *Policy) hasContext(lower, folded string, minLength int) bool {
+	if len(p.context) > 0 {
+		c := compact(folded)
+		for _, tok := range p.context {
+			if strings.Contains(c, tok) {
+				return true
+			}
+		}
+	}
+	for _, w := range p.contextShort {
+		if mostly(lower, folded, w, minLength) {
+			return true
+		}
+	}
+	return false
+}
+
+// mostly reports whether a password, lowered and folded, holds the short
+// word w as a word of its own (no letter of lower just before or after it:
+// "sap" in "SAP2024!", not in "sapphire") and, without those occurrences,
+// has fewer than minLength code points left.
+func mostly(lower, folded, w string, minLength int) bool {
+	if w == "" {
+		return false
+	}
+	if len(lower) != len(folded) {
+		// fold maps ASCII to ASCII, so the two align byte for byte; should
+		// they not, look for w's boundaries in folded alone.
+		lower = folded
+	}
+	left, found := utf8.RuneCountInString(folded), false
+	for i := 0; i < len(folded); {
+		j := strings.Index(folded[i:], w)
+		if j < 0 {
+			break
+		}
+		start, end := i+j, i+j+len(w)
+		before, _ := utf8.DecodeLastRuneInString(lower[:start])
+		after, _ := utf8.DecodeRuneInString(lower[end:])
+		if unicode.IsLetter(before) || unicode.IsLetter(after) {
+			_, size := utf8.DecodeRuneInString(folded[start:])
+			i = start + size
+			continue
+		}
+		left -= utf8.RuneCountInString(w)
+		found = true
+		i = end
+	}
+	return found && left < minLength
+}
+
+// minDistinctiveLength is the fewest letters and digits a word of a
+// context entry of several words must have to be refused on its own:
+// shorter words of product names ("bank", "mail", "desk", "help") are
+// everyday words.
+const minDistinctiveLength = 5
+
+// genericContextWord reports whether w, a lowered word of a product name
+// or a domain, is generic: it says what the product is, not whose, and is
+// never refused on its own.
+func genericContextWord(w string) bool {
+	switch w {
+	case "access", "account", "accounts", "admin", "auth", "center", "centre",
+		"cloud", "co", "com", "corp", "email", "gmbh", "group", "help",
+		"identity", "inc", "login", "mail", "manager", "my", "net", "online",
+		"org", "password", "portal", "recovery", "reset", "secure", "security",
+		"service", "services", "signin", "support", "system", "www":
+		return true
+	}
+	return false
+}
+
+// compact drops the spaces, punctuation and symbols left in a folded
+// string, so that "account center" and "account-center" both become
+// "accountcenter".
+func compact(folded string) string {
+	return strings.Map(func(r rune) rune {
+		if notWordRune(r) {
+			return -1
+		}
+		return r
+	}, folded)
+}
+
+// contextTokens returns the normalised forms of the context words (see
+// [PolicyConfig.ContextWords]): tokens to refuse anywhere in a password,
+// compacted, and short words to refuse when the password is mostly one of
+// them, with only their leading and trailing punctuation removed. Both are
+// folded.
+func contextTokens(words []string) (tokens, short []string) {
+	seen := make(map[string]bool)
+	keep := func(list *[]string, s string) {
+		if s != "" && !seen[s] {
+			seen[s] = true
+			*list = append(*list, s)
+		}
+	}
+	// whole adds an entry as a whole: a token (compacted), or a short word
+	// (as written, so that its boundaries can be found in a password).
+	whole := func(lower string) {
+		f := fold(lower)
+		if c := compact(f); utf8.RuneCountInString(c) >= minCoreLength {
+			keep(&tokens, c)
+		} else if c != "" {
+			keep(&short, strings.TrimFunc(f, notWordRune))
+		}
+	}
+	// name adds a name: whole, without its leading and trailing digits and
+	// symbols when one word, and its distinctive words when several.
+	name := func(lower string) {
+		whole(lower)
+		words := strings.FieldsFunc(lower, notWordRune)
+		if len(words) == 1 {
+			if t := compact(fold(strings.TrimFunc(lower, notLetter))); utf8.RuneCountInString(t) >= minCoreLength {
+				keep(&tokens, t)
+			}
+			return
+		}
+		for _, w := range words {
+			w = strings.TrimFunc(w, notLetter)
+			if utf8.RuneCountInString(w) >= minDistinctiveLength && !genericContextWord(w) {
+				keep(&tokens, fold(w))
+			}
+		}
+	}
+	for _, w := range words {
+		lower := lowerNFKC(strings.TrimSpace(w))
+		if lower == "" {
+			continue
+		}
+		if strings.ContainsFunc(lower, unicode.IsSpace) || !strings.Contains(lower, ".") {
+			name(lower)
+			continue
+		}
+		// A domain name, or an address: whole, and the labels of the
+		// domain but the last, each a name.
+		whole(lower)
+		labels := strings.Split(lower[strings.LastIndexByte(lower, '@')+1:], ".")
+		for _, l := range labels[:len(labels)-1] {
+			if l != "" && !genericContextWord(l) {
+				name(l)
+			}
+		}
+	}
+	return tokens, short
 }

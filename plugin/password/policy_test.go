@@ -258,7 +258,7 @@ func BenchmarkCheck(b *testing.B) {
 	}
 }
 
-// TestContextWords (ASVS V6.2.11): words of the service are refused like
+// TestContextWords (ASVS V6.2.11): names of the service are refused like
 // the user's identifiers, substitutions and case included.
 func TestContextWords(t *testing.T) {
 	p, err := NewPolicy(PolicyConfig{ContextWords: []string{"Wonderland Bank", "wonderland-bank.example"}})
@@ -271,7 +271,11 @@ func TestContextWords(t *testing.T) {
 	}{
 		{"my wonderland savings are safe", true},
 		{"W0nderl@nd and tea every day", true},
-		{"BANKING on a long passphrase here", true},
+		{"WonderlandBank is where I save", true},
+		{"a long passphrase at wonderland-bank.example", true},
+		// "bank" is an everyday word, not the name: "Wonderland Bank" does
+		// not take it from every customer.
+		{"BANKING on a long passphrase here", false},
 		{"a long passphrase about tea cups", false},
 	} {
 		got := false
