@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sspr-go/sspr/plugin/store"
@@ -16,17 +17,38 @@ import (
 
 // TestGroupCommitIsolation: many concurrent transactions, some failing and
 // some panicking, share commits; each one's writes are there exactly when
-// it succeeded.
+// it succeeded. The committer is held inside a first transaction until
+// every other one waits for it (synctest.Wait: all of them are blocked
+// handing their transaction over), so the batches are known: the first
+// commit takes as many as it may (maxBatch), not one.
 func TestGroupCommitIsolation(t *testing.T) {
+	synctest.Test(t, groupCommitIsolation)
+}
+
+func groupCommitIsolation(t *testing.T) {
 	s := openAt(t, filepath.Join(t.TempDir(), "g.db"))
-	var biggest atomic.Int64
+	var mu sync.Mutex
+	var batches []int
 	s.commit.onBatch = func(n int) {
-		if int64(n) > biggest.Load() {
-			biggest.Store(int64(n))
-		}
+		mu.Lock()
+		batches = append(batches, n)
+		mu.Unlock()
 	}
 	base := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 	errPlanned := errors.New("planned failure")
+
+	// The first transaction holds the committer until released.
+	entered, release := make(chan struct{}), make(chan struct{})
+	held := make(chan error, 1)
+	go func() {
+		held <- s.Atomic(t.Context(), func(tx store.Tx) error {
+			close(entered)
+			<-release
+			return nil
+		})
+	}()
+	<-entered
+
 	const n = 200
 	outcome := make([]string, n)
 	var wg sync.WaitGroup
@@ -62,7 +84,12 @@ func TestGroupCommitIsolation(t *testing.T) {
 			}
 		}()
 	}
+	synctest.Wait() // all n wait for the committer
+	close(release)
 	wg.Wait()
+	if err := <-held; err != nil {
+		t.Fatalf("the holding transaction: %v", err)
+	}
 	for i := range n {
 		want := map[int]string{0: "ok", 1: "failed", 2: "panic", 3: "ok", 4: "ok"}[i%5]
 		if outcome[i] != want {
@@ -73,7 +100,24 @@ func TestGroupCommitIsolation(t *testing.T) {
 			t.Fatalf("transaction %d (%s): stored = %v (%v)", i, want, stored, err)
 		}
 	}
-	t.Logf("largest batch: %d transactions", biggest.Load())
+	mu.Lock()
+	defer mu.Unlock()
+	total := 0
+	for _, b := range batches {
+		total += b
+	}
+	if total != n+1 {
+		t.Fatalf("batches %v hold %d transactions, want %d", batches, total, n+1)
+	}
+	// The holder's commit took every transaction waiting for it, up to
+	// maxBatch.
+	if batches[0] < 2 {
+		t.Fatalf("batches %v: the first commit held %d transaction, while %d waited: no group commit", batches, batches[0], n)
+	}
+	if want := min(n+1, maxBatch); batches[0] != want {
+		t.Fatalf("batches %v: the first commit held %d transactions, want %d", batches, batches[0], want)
+	}
+	t.Logf("batches: %v", batches)
 }
 
 // TestClosedStoreRefusesWrites: after Close a write transaction fails
