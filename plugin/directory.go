@@ -43,7 +43,8 @@ type Directory interface {
 	// (compared the way the host's login compares them), or an error
 	// matching [ErrUserNotFound].
 	FindUser(ctx context.Context, identifier string) (User, error)
-	// User returns the user with the given ID, or [ErrUserNotFound].
+	// User returns the user with the given ID, or [ErrUserNotFound]. For a
+	// decoy journey sspr asks for [DecoyUserID] (see there).
 	User(ctx context.Context, id string) (User, error)
 	// SetPassword replaces the user's password. The host hashes it; sspr
 	// never stores it. The password has passed sspr's policy. It returns
@@ -110,7 +111,11 @@ type PasswordVerifier interface {
 	VerifyPassword(ctx context.Context, userID, password string) error
 }
 
-// DecoyUserID is the user ID sspr gives [ContactLister.Contacts] for an
-// identifier that matches no user. It begins with a NUL byte, which no
-// real user ID has.
+// DecoyUserID is the user ID sspr gives [Directory.User],
+// [ContactLister.Contacts] and [AdminChecker.IsAdmin] (and the flows'
+// Options) for an identifier that matches no user, so that an unknown
+// identifier's journey costs what a known one's does; the answers are
+// thrown away. It begins with a NUL byte, which no real user ID has:
+// answer as for any ID you do not know (an error matching
+// [ErrUserNotFound], no contacts, not an administrator).
 const DecoyUserID = "\x00sspr-decoy"

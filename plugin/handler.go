@@ -327,20 +327,34 @@ func truncateUTF8(s string, n int) string {
 
 // activeJourney returns the journey of the browser's cookie if it is usable.
 func (p *Plugin) activeJourney(ctx context.Context, r *http.Request) (store.Journey, error) {
+	j, why, err := p.browserJourney(ctx, r)
+	if err == nil && why != "" {
+		err = errJourneyMissing
+	}
+	return j, err
+}
+
+// browserJourney returns the journey of the browser's cookie and, when it
+// is not usable, why not (for the audit trail; never shown): "no journey
+// cookie", "unknown journey", "journey ended" or "journey expired". The
+// journey is zero unless the store has it. Errors are faults.
+func (p *Plugin) browserJourney(ctx context.Context, r *http.Request) (store.Journey, string, error) {
 	id := p.cookieID(r)
 	if id == "" {
-		return store.Journey{}, errJourneyMissing
+		return store.Journey{}, "no journey cookie", nil
 	}
 	j, err := p.s.Store.Journey(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return j, errJourneyMissing
+		return store.Journey{}, "unknown journey", nil
 	case err != nil:
-		return j, internalError(err)
-	case !j.CompletedAt.IsZero() || !p.s.Now().Before(j.ExpiresAt):
-		return j, errJourneyMissing
+		return j, "", internalError(err)
+	case !j.CompletedAt.IsZero():
+		return j, "journey ended", nil
+	case !p.s.Now().Before(j.ExpiresAt):
+		return j, "journey expired", nil
 	}
-	return j, nil
+	return j, "", nil
 }
 
 // userSubject reads a user from the directory and describes them to the
@@ -963,12 +977,6 @@ func (p *Plugin) proved(ctx context.Context, tx store.Tx, r *http.Request, j sto
 	return p.begin(ctx, tx, r, j, after.subject, after.next[0])
 }
 
-// progressAfter is the journey's progress once it has proved f.
-func (p *Plugin) progressAfter(ctx context.Context, j store.Journey, f flows.Flow) (progress, error) {
-	j.Verified = append(slices.Clone(j.Verified), f.ID())
-	return p.progress(ctx, j)
-}
-
 func (p *Plugin) verify(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	j, err := p.activeJourney(ctx, r)
@@ -986,10 +994,13 @@ func (p *Plugin) verify(w http.ResponseWriter, r *http.Request) error {
 		p.redirect(w, "/verify", nil)
 		return nil
 	}
-	after, err := p.progressAfter(ctx, j, f)
+	// One read of the user's standing serves the page of a failure (pr)
+	// and the next step after a success (after).
+	pr, err := p.progress(ctx, j)
 	if err != nil {
 		return err
 	}
+	after := p.progressAfter(j, f, pr)
 	now := p.s.Now()
 	ip := p.s.ClientIP(r)
 	// A flow whose check is expensive (argon2id) does it now, before the
@@ -1110,10 +1121,6 @@ func (p *Plugin) verify(w http.ResponseWriter, r *http.Request) error {
 	default:
 		page.Error = tr.Get(texts.dead)
 	}
-	pr, err := p.progress(ctx, j)
-	if err != nil {
-		return err
-	}
 	return p.renderStep(w, r, status, j, f, pr, page)
 }
 
@@ -1134,11 +1141,20 @@ func (p *Plugin) resend(w http.ResponseWriter, r *http.Request) error {
 		p.redirect(w, "/verify", nil)
 		return nil
 	}
+	var user User
 	var subject flows.Subject
 	if j.UserID != "" {
-		if _, subject, err = p.userSubject(ctx, j.UserID); err != nil {
+		if user, subject, err = p.userSubject(ctx, j.UserID); err != nil {
 			return err
 		}
+	} else {
+		// A decoy asks the host as a real user's resend does.
+		u, err := p.s.Directory.User(ctx, DecoyUserID)
+		if err != nil {
+			u = User{}
+		}
+		u.ID = DecoyUserID
+		_, _ = p.subject(ctx, u)
 	}
 	var berr error
 	err = p.atomic(ctx, func(tx store.Tx) error {
@@ -1158,9 +1174,17 @@ func (p *Plugin) resend(w http.ResponseWriter, r *http.Request) error {
 		return internalError(err)
 	}
 	if berr != nil {
-		pr, err := p.progress(ctx, j)
-		if err != nil {
-			return err
+		// The user was read above: only the rest of the standing is read
+		// (as [Plugin.progress] would, which skips it all for a decoy).
+		var pr progress
+		if j.UserID != "" {
+			st, err := p.standingOf(ctx, j.UserID, user, subject)
+			if err != nil {
+				return err
+			}
+			pr = p.evaluate(j, st)
+		} else {
+			_, _ = p.standingOf(ctx, DecoyUserID, User{ID: DecoyUserID}, flows.Subject{UserID: DecoyUserID})
 		}
 		return p.renderStep(w, r, http.StatusTooManyRequests, j, f, pr,
 			stepPage{Error: p.tr(r).Get("resend.limit")})
@@ -1228,10 +1252,11 @@ func (p *Plugin) redeemLink(w http.ResponseWriter, r *http.Request) error {
 		p.redirect(w, "/verify", nil)
 		return nil
 	}
-	after, err := p.progressAfter(ctx, j, f)
+	pr, err := p.progress(ctx, j)
 	if err != nil {
 		return err
 	}
+	after := p.progressAfter(j, f, pr)
 	now := p.s.Now()
 	var ipLimit limitResult
 	var lerr error

@@ -37,6 +37,8 @@ type directory struct {
 	revokeErr error
 	// contactCalls counts Contacts calls.
 	contactCalls int
+	// userCalls counts User calls.
+	userCalls int
 }
 
 type dirUser struct {
@@ -71,6 +73,7 @@ func (d *directory) FindUser(_ context.Context, id string) (plugin.User, error) 
 func (d *directory) User(_ context.Context, id string) (plugin.User, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.userCalls++
 	if u, ok := d.users[id]; ok {
 		return u.User, nil
 	}

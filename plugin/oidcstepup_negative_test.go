@@ -756,7 +756,8 @@ func TestOIDCStepUpCallbackBinding(t *testing.T) {
 		// The callback opened in a browser that never started a step-up
 		// (not signed in, signed in as alice, or in a password-reset
 		// journey): no step-up journey, so the page that says it has
-		// ended; nothing is redeemed and a's step-up is unharmed.
+		// ended, as a 400; nothing is redeemed and a's step-up is
+		// unharmed.
 		e := newOIDCEnv(t)
 		a := e.browser(t)
 		cbA := e.authorize(t, a)
@@ -766,7 +767,7 @@ func TestOIDCStepUpCallbackBinding(t *testing.T) {
 		}
 		for _, c := range []*plugintest.Browser{plugintest.NewBrowser(t), e.browser(t), inReset} {
 			res := c.Get(cbA.String())
-			if res.Status >= 300 || strings.Contains(res.Text(), "Change your password") || !strings.Contains(res.Text(), "session has ended") {
+			if res.Status != http.StatusBadRequest || strings.Contains(res.Text(), "Change your password") || !strings.Contains(res.Text(), "session has ended") {
 				t.Fatalf("callback in another browser: %d %s", res.Status, res.Text())
 			}
 			noLeak(t, res, "")
@@ -774,7 +775,8 @@ func TestOIDCStepUpCallbackBinding(t *testing.T) {
 		if n := e.op.calls(); n != 0 {
 			t.Errorf("token requests: %d, want 0", n)
 		}
-		// Not audited: there is no journey to record it against.
+		// Not a stepup.verify event: there is no step-up journey to record
+		// it against (oidccallback_test.go checks the stepup.oidc events).
 		e.wantAudit(t)
 		e.accepted(t, a, a.Get(cbA.String()))
 	})
@@ -785,7 +787,7 @@ func TestOIDCStepUpCallbackBinding(t *testing.T) {
 		cb := e.authorize(t, b)
 		e.h.clock.Advance(16 * time.Minute) // JourneyTTL is 15 minutes
 		res := b.Get(cb.String())
-		if res.Status >= 300 || !strings.Contains(res.Text(), "session has ended") {
+		if res.Status != http.StatusBadRequest || !strings.Contains(res.Text(), "session has ended") {
 			t.Fatalf("callback after the journey expired: %d %s", res.Status, res.Text())
 		}
 		if n := e.op.calls(); n != 0 {

@@ -61,19 +61,28 @@ type Plugin struct {
 	worker  *notify.Worker
 	log     *slog.Logger
 
-	byID       map[string]flows.Flow
-	channels   []flows.Flow
-	bound      []flows.Flow
-	redeemers  []flows.LinkRedeemer
+	byID      map[string]flows.Flow
+	channels  []flows.Flow
+	bound     []flows.Flow
+	redeemers []flows.LinkRedeemer
+	// enrollers are the flows a user can manage on the security-info
+	// page, in the configured order, by ID in enrollerOf.
+	enrollers  []flows.Flow
+	enrollerOf map[string]flows.Enroller
 	revoker    SessionRevoker
 	verifier   PasswordVerifier
 	contacts   ContactLister
 	admins     AdminChecker
+	raiser     SessionRaiser
 	scripts    map[string][]byte
 	stepUp     *stepUpClient
 	basePath   string
 	baseOrigin string
 	csp        string
+
+	// wallNow is the wall clock that times the directory in
+	// commitPassword; nil means time.Now. Only tests set it.
+	wallNow func() time.Time
 }
 
 // New validates cfg and returns a ready plugin. It reports every bad field
@@ -85,7 +94,7 @@ func New(cfg Config) (*Plugin, error) {
 		return nil, err
 	}
 	var errs []error
-	p := &Plugin{s: s, log: s.Logger, byID: map[string]flows.Flow{}, scripts: map[string][]byte{}, metrics: newMetrics()}
+	p := &Plugin{s: s, log: s.Logger, byID: map[string]flows.Flow{}, enrollerOf: map[string]flows.Enroller{}, scripts: map[string][]byte{}, metrics: newMetrics()}
 	if p.keys, err = newKeyring(s.Keys); err != nil {
 		errs = append(errs, err)
 	}
@@ -119,6 +128,10 @@ func New(cfg Config) (*Plugin, error) {
 		if lr, ok := f.(flows.LinkRedeemer); ok {
 			p.redeemers = append(p.redeemers, lr)
 		}
+		if en, ok := f.(flows.Enroller); ok {
+			p.enrollers = append(p.enrollers, f)
+			p.enrollerOf[f.ID()] = en
+		}
 		if sc, ok := f.(scripter); ok {
 			p.scripts[f.ID()] = sc.Script()
 		}
@@ -133,6 +146,7 @@ func New(cfg Config) (*Plugin, error) {
 	p.contacts, _ = s.Directory.(ContactLister)
 	p.verifier, _ = s.Directory.(PasswordVerifier)
 	p.admins, _ = s.Directory.(AdminChecker)
+	p.raiser, _ = s.Sessions.(SessionRaiser)
 	if s.StepUp != nil {
 		p.stepUp = &stepUpClient{cfg: *s.StepUp}
 	}

@@ -57,17 +57,6 @@ type enrolView struct {
 	Data   any
 }
 
-// enrollers lists the configured flows a user can manage here.
-func (p *Plugin) enrollers() []flows.Flow {
-	var out []flows.Flow
-	for _, f := range p.s.Flows {
-		if _, ok := f.(flows.Enroller); ok {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
 func flowTitle(f flows.Flow) string {
 	if pp, ok := f.(flows.Prompter); ok {
 		return cmp.Or(pp.Prompt().Choice, f.ID())
@@ -117,7 +106,7 @@ func (p *Plugin) security(w http.ResponseWriter, r *http.Request, rest string) e
 	}
 	id, action, _ := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
 	f, ok := p.byID[id]
-	en, isEnroller := f.(flows.Enroller)
+	en, isEnroller := p.enrollerOf[id]
 	if !ok || !isEnroller || (action != "add" && action != "remove") {
 		return errNotFound
 	}
@@ -170,8 +159,8 @@ func (p *Plugin) securityPage(w http.ResponseWriter, r *http.Request, sess Sessi
 	ctx := r.Context()
 	page := securityPage{ChangePasswordURL: p.basePath + "/account/password", AccountURL: p.accountURL(),
 		CanSignOutOthers: p.revoker != nil}
-	for _, f := range p.enrollers() {
-		list, err := f.(flows.Enroller).Enrolled(ctx, sess.UserID)
+	for _, f := range p.enrollers {
+		list, err := p.enrollerOf[f.ID()].Enrolled(ctx, sess.UserID)
 		if err != nil {
 			return internalError(err)
 		}
@@ -394,8 +383,8 @@ func (p *Plugin) signOutOthers(w http.ResponseWriter, r *http.Request, sess Sess
 	if outcome != "ok" {
 		return internalError(errors.New("sspr: revoke sessions failed"))
 	}
-	if raiser, ok := p.s.Sessions.(SessionRaiser); ok {
-		if err := raiser.RaiseSession(w, r, sess); err != nil {
+	if p.raiser != nil {
+		if err := p.raiser.RaiseSession(w, r, sess); err != nil {
 			p.log.ErrorContext(ctx, "sspr: keep this browser signed in", slog.Any("err", err))
 		}
 	}

@@ -111,7 +111,9 @@ func (p *Plugin) signedIn(r *http.Request) (Session, error) {
 
 // freshStepUp reports whether the signed-in user proved a second factor
 // (or, without any, authenticated) no longer than StepUpMaxAge ago: either
-// the host session says so, or a step-up journey of this browser does.
+// the host session says so, or a step-up journey of this browser does. pr
+// is the progress read for the session's user; a step-up journey's own
+// progress is derived from it.
 func (p *Plugin) freshStepUp(ctx context.Context, r *http.Request, sess Session, pr progress) (bool, error) {
 	now := p.s.Now()
 	if !sess.AuthTime.IsZero() && now.Sub(sess.AuthTime) <= p.s.StepUpMaxAge && !sess.AuthTime.After(now.Add(time.Minute)) &&
@@ -128,16 +130,12 @@ func (p *Plugin) freshStepUp(ctx context.Context, r *http.Request, sess Session,
 	if j.Kind != store.KindStepUp || j.UserID != sess.UserID {
 		return false, nil
 	}
-	jp, err := p.progress(ctx, j)
-	if err != nil {
-		return false, err
-	}
-	return jp.done, nil
+	return p.evaluate(j, pr.standing).done, nil
 }
 
 // startStepUp begins a step-up for the signed-in user and sends the
 // browser to it; afterwards the browser returns to target (a path under
-// the plugin).
+// the plugin). pr is the progress read for the session's user.
 func (p *Plugin) startStepUp(w http.ResponseWriter, r *http.Request, sess Session, pr progress, target string) error {
 	ctx := r.Context()
 	now := p.s.Now()
@@ -149,14 +147,11 @@ func (p *Plugin) startStepUp(w http.ResponseWriter, r *http.Request, sess Sessio
 	// In-process: the same verification pages as a reset, with the
 	// step-up policy (a bound factor when the user has one, else a
 	// contact channel).
-	sp, err := p.progress(ctx, j)
-	if err != nil {
-		return err
-	}
+	sp := p.evaluate(j, pr.standing)
 	if len(sp.next) == 0 {
 		return p.chooseOrHelp(w, r, j, sp)
 	}
-	err = p.atomic(ctx, func(tx store.Tx) error {
+	err := p.atomic(ctx, func(tx store.Tx) error {
 		if err := tx.CreateJourney(ctx, j); err != nil {
 			return err
 		}
@@ -236,21 +231,36 @@ var errStepUpFailed = &Error{Kind: KindForbidden, Status: http.StatusForbidden,
 	Heading: "error.stepup_failed.heading",
 	Public:  "error.stepup_failed.message"}
 
+// errStepUpMissing answers a step-up callback that arrives without a
+// step-up journey: the page of [errJourneyMissing], as a client error.
+var errStepUpMissing = &Error{Kind: KindExpired, Status: http.StatusBadRequest,
+	Heading: errJourneyMissing.Heading,
+	Public:  errJourneyMissing.Public}
+
 // stepUpCallback finishes an OIDC step-up: it verifies the ID token with
 // go-oidc and then checks, itself, the nonce, that sub is the journey's
 // user, that auth_time is not older than the step-up's start (minus clock
 // skew) and that amr/acr show a second factor.
+//
+// A callback in a browser without a usable step-up journey (no cookie, an
+// unknown, ended or expired journey, or a password-reset journey) redeems
+// nothing: it answers 400 with the "session ended" page and is audited as
+// "stepup.oidc", outcome "failed", with the reason.
 func (p *Plugin) stepUpCallback(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	if p.stepUp == nil {
 		return errNotFound
 	}
-	j, err := p.activeJourney(ctx, r)
+	j, why, err := p.browserJourney(ctx, r)
 	if err != nil {
 		return err
 	}
-	if j.Kind != store.KindStepUp {
-		return errJourneyMissing
+	if why == "" && j.Kind != store.KindStepUp {
+		why = "not a step-up journey"
+	}
+	if why != "" {
+		p.stepUpMissingAudit(ctx, r, j, why)
+		return errStepUpMissing
 	}
 	q := r.URL.Query()
 	sum := sha256.Sum256([]byte(q.Get("state")))
@@ -345,6 +355,23 @@ func (p *Plugin) checkStepUpToken(ctx context.Context, j store.Journey, st stepU
 	return "", nil
 }
 
+// stepUpMissingAudit records a step-up callback refused because the
+// browser has no usable step-up journey (why). It names the journey the
+// browser has, if the store knows it, and its user only when it is a
+// step-up journey: a reset journey's user is not who the callback was for.
+func (p *Plugin) stepUpMissingAudit(ctx context.Context, r *http.Request, j store.Journey, why string) {
+	userID := ""
+	if j.Kind == store.KindStepUp {
+		userID = j.UserID
+	}
+	err := p.atomic(ctx, func(tx store.Tx) error {
+		return p.audit(ctx, tx, r, "stepup.oidc", j.ID, userID, "failed", "no step-up journey: "+why)
+	})
+	if err != nil {
+		p.log.ErrorContext(ctx, "sspr: audit failed", slog.Any("err", err))
+	}
+}
+
 func (p *Plugin) stepUpAudit(ctx context.Context, r *http.Request, j store.Journey, outcome, detail string) {
 	err := p.atomic(ctx, func(tx store.Tx) error {
 		return p.audit(ctx, tx, r, "stepup.verify", j.ID, j.UserID, outcome, detail)
@@ -407,8 +434,8 @@ func (p *Plugin) accountPassword(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	// Every session was revoked; keep this browser signed in.
-	if raiser, ok := p.s.Sessions.(SessionRaiser); ok {
-		if err := raiser.RaiseSession(w, r, sess); err != nil {
+	if p.raiser != nil {
+		if err := p.raiser.RaiseSession(w, r, sess); err != nil {
 			p.log.ErrorContext(ctx, "sspr: raise session after password change", slog.Any("err", err))
 		}
 	}
@@ -444,8 +471,7 @@ type changedPage struct{ AccountURL string }
 
 // raiseAfterStepUp records an in-process step-up in the host session.
 func (p *Plugin) raiseAfterStepUp(w http.ResponseWriter, r *http.Request, j store.Journey) {
-	raiser, ok := p.s.Sessions.(SessionRaiser)
-	if !ok {
+	if p.raiser == nil {
 		return
 	}
 	sess, err := p.s.Sessions.Session(r)
@@ -462,7 +488,7 @@ func (p *Plugin) raiseAfterStepUp(w http.ResponseWriter, r *http.Request, j stor
 	if hasSecondFactor(sess.AMR) && !slices.Contains(sess.AMR, "mfa") {
 		sess.AMR = append(sess.AMR, "mfa")
 	}
-	if err := raiser.RaiseSession(w, r, sess); err != nil {
+	if err := p.raiser.RaiseSession(w, r, sess); err != nil {
 		p.log.ErrorContext(r.Context(), "sspr: raise session", slog.Any("err", err))
 	}
 }
