@@ -79,7 +79,11 @@ func (p *Plugin) commitPassword(ctx context.Context, r *http.Request, j store.Jo
 		return internalError(err)
 	}
 	now := p.s.Now()
-	started := time.Now() // the hold runs on the outbox's clock, but a slow directory on the wall clock
+	wall := p.wallNow
+	if wall == nil {
+		wall = time.Now
+	}
+	started := wall() // the hold runs on the outbox's clock, but a slow directory on the wall clock
 	held := now.Add(completionHold)
 	lang := p.locale(r)
 	stamp := now.UTC().Format("2006-01-02 15:04 MST")
@@ -171,7 +175,7 @@ func (p *Plugin) commitPassword(ctx context.Context, r *http.Request, j store.Jo
 	// Release the held messages only well inside the hold: once it has
 	// ended the worker may be sending them, and releasing a message being
 	// sent could send it twice. Late, they go out by themselves.
-	release := time.Since(started) < completionHold*2/3
+	release := wall().Sub(started) < completionHold*2/3
 	err = p.atomic(ctx, func(tx store.Tx) error {
 		if err := p.saveHistory(ctx, tx, v.hist, v.key); err != nil {
 			return err

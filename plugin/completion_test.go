@@ -194,3 +194,115 @@ func TestFailedRevocationIsRetriedByTheOutbox(t *testing.T) {
 		t.Fatalf("newest revocation audit: %+v", evs[0])
 	}
 }
+
+// slowDirectory is how long the directory of lateHarness takes to set a
+// password: past two thirds of the 30 s completion hold, so the completion
+// comes too late to release the held messages, but inside the hold.
+const slowDirectory = 25 * time.Second
+
+// lateHarness returns a harness whose directory takes slowDirectory to set
+// a password, on the wall clock (which times the directory) and on the
+// outbox's clock alike.
+func lateHarness(t *testing.T) *harness {
+	t.Helper()
+	h := newHarness(t)
+	wall := &clock{now: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)}
+	plugin.SetWallClock(h.p, wall.Now)
+	h.dir.afterSet = func() {
+		wall.Advance(slowDirectory)
+		h.clock.Advance(slowDirectory)
+	}
+	return h
+}
+
+// wasLate fails t unless alice's password change was recorded as a late
+// completion.
+func wasLate(t *testing.T, h *harness) {
+	t.Helper()
+	evs := h.audit("password.change")
+	if len(evs) != 1 || evs[0].Outcome != "ok" || !strings.HasPrefix(evs[0].Detail, "late: ") {
+		t.Fatalf("audit of a late completion: %+v", evs)
+	}
+}
+
+// TestLateCompletionSendsHeldNoticesOnce: when the directory took most of
+// the hold, the completion leaves the held notices alone; they go out once
+// the hold ends, once, and the audit trail says the completion was late.
+func TestLateCompletionSendsHeldNoticesOnce(t *testing.T) {
+	h := lateHarness(t)
+	if done := resetAlice(t, h); done.Status != http.StatusSeeOther {
+		t.Fatalf("set password: %d %s", done.Status, done.Text())
+	}
+	if h.dir.password("u-alice") != newPassword {
+		t.Fatal("password not changed")
+	}
+	wasLate(t, h)
+	h.deliver()
+	if got := changeNotices(h); len(got) != 0 {
+		t.Fatalf("notices before the hold ended: %v", got)
+	}
+	h.clock.Advance(hold - slowDirectory)
+	h.deliver()
+	got := changeNotices(h)
+	if len(got) != 2 || got[0] == got[1] {
+		t.Fatalf("after the hold: change notices to %v, want both of alice's addresses once", got)
+	}
+	h.clock.Advance(time.Hour)
+	h.deliver()
+	if again := changeNotices(h); len(again) != 2 {
+		t.Fatalf("notices sent again later: %v", again)
+	}
+}
+
+// TestLateCompletionSettlesTheInlineRevocation: a late completion whose
+// inline revocation worked marks the held revocation job done, so the
+// outbox does not revoke again after the hold.
+func TestLateCompletionSettlesTheInlineRevocation(t *testing.T) {
+	h := lateHarness(t)
+	if done := resetAlice(t, h); done.Status != http.StatusSeeOther {
+		t.Fatalf("set password: %d %s", done.Status, done.Text())
+	}
+	wasLate(t, h)
+	if n := h.dir.revocations("u-alice"); n != 1 {
+		t.Fatalf("sessions revoked %d times inline, want 1", n)
+	}
+	h.clock.Advance(hold)
+	h.deliver()
+	if n := h.dir.revocations("u-alice"); n != 1 {
+		t.Fatalf("sessions revoked %d times after the hold, want 1 (the held job must be settled)", n)
+	}
+	if evs := h.audit("sessions.revoke"); len(evs) != 1 || evs[0].Outcome != "ok" || evs[0].Detail != "" {
+		t.Fatalf("audit of the revocation: %+v, want the inline one alone", evs)
+	}
+}
+
+// TestLateCompletionLeavesAFailedRevocationToTheOutbox: a late completion
+// whose inline revocation failed leaves the held revocation job to the
+// outbox, which revokes once the hold ends.
+func TestLateCompletionLeavesAFailedRevocationToTheOutbox(t *testing.T) {
+	h := lateHarness(t)
+	h.dir.revokeErr = errors.New("session store down")
+	if done := resetAlice(t, h); done.Status != http.StatusSeeOther {
+		t.Fatalf("set password: %d %s", done.Status, done.Text())
+	}
+	wasLate(t, h)
+	if evs := h.audit("sessions.revoke"); len(evs) != 1 || evs[0].Outcome != "failed, retrying" {
+		t.Fatalf("audit of the failed inline revocation: %+v", evs)
+	}
+	h.dir.mu.Lock()
+	h.dir.revokeErr = nil
+	h.dir.mu.Unlock()
+	h.deliver()
+	if n := h.dir.revocations("u-alice"); n != 0 {
+		t.Fatalf("sessions revoked %d times before the hold ended: a late completion leaves the job held", n)
+	}
+	h.clock.Advance(hold - slowDirectory)
+	h.deliver()
+	if n := h.dir.revocations("u-alice"); n != 1 {
+		t.Fatalf("sessions revoked %d times after the hold, want 1 by the outbox", n)
+	}
+	evs := h.audit("sessions.revoke")
+	if len(evs) != 2 || evs[0].Outcome != "ok" || !strings.Contains(evs[0].Detail, "outbox") {
+		t.Fatalf("audit of the outbox's revocation: %+v", evs)
+	}
+}
