@@ -74,7 +74,7 @@ func (p *Plugin) commitPassword(ctx context.Context, r *http.Request, j store.Jo
 	if err != nil {
 		return internalError(err)
 	}
-	others, err := p.otherAdmins(ctx, j, pr.user)
+	others, err := p.otherAdmins(ctx, j, pr)
 	if err != nil {
 		return internalError(err)
 	}
@@ -301,16 +301,12 @@ func (p *Plugin) queueNotices(ctx context.Context, tx store.Tx, at time.Time, ad
 // administrator, resets their password in journey j: every other one with
 // an email address. None for a signed-in change, or without the
 // [AdminChecker] and [AdminLister] capabilities.
-func (p *Plugin) otherAdmins(ctx context.Context, j store.Journey, user User) ([]User, error) {
-	lister, ok := p.s.Directory.(AdminLister)
-	if !ok || p.admins == nil || j.ID == "" || j.Kind == store.KindStepUp {
+func (p *Plugin) otherAdmins(ctx context.Context, j store.Journey, pr progress) ([]User, error) {
+	if p.adminLister == nil || !pr.admin || j.ID == "" || j.Kind == store.KindStepUp {
 		return nil, nil
 	}
-	admin, err := p.admins.IsAdmin(ctx, user.ID)
-	if err != nil || !admin {
-		return nil, err
-	}
-	all, err := lister.Admins(ctx)
+	user := pr.user
+	all, err := p.adminLister.Admins(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("sspr: directory: admins: %w", err)
 	}

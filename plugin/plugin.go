@@ -67,18 +67,19 @@ type Plugin struct {
 	redeemers []flows.LinkRedeemer
 	// enrollers are the flows a user can manage on the security-info
 	// page, in the configured order, by ID in enrollerOf.
-	enrollers  []flows.Flow
-	enrollerOf map[string]flows.Enroller
-	revoker    SessionRevoker
-	verifier   PasswordVerifier
-	contacts   ContactLister
-	admins     AdminChecker
-	raiser     SessionRaiser
-	scripts    map[string][]byte
-	stepUp     *stepUpClient
-	basePath   string
-	baseOrigin string
-	csp        string
+	enrollers   []flows.Flow
+	enrollerOf  map[string]flows.Enroller
+	revoker     SessionRevoker
+	verifier    PasswordVerifier
+	contacts    ContactLister
+	admins      AdminChecker
+	adminLister AdminLister
+	raiser      SessionRaiser
+	scripts     map[string][]byte
+	stepUp      *stepUpClient
+	basePath    string
+	baseOrigin  string
+	csp         string
 
 	// wallNow is the wall clock that times the directory in
 	// commitPassword; nil means time.Now. Only tests set it.
@@ -146,6 +147,9 @@ func New(cfg Config) (*Plugin, error) {
 	p.contacts, _ = s.Directory.(ContactLister)
 	p.verifier, _ = s.Directory.(PasswordVerifier)
 	p.admins, _ = s.Directory.(AdminChecker)
+	if p.admins != nil {
+		p.adminLister, _ = s.Directory.(AdminLister)
+	}
 	p.raiser, _ = s.Sessions.(SessionRaiser)
 	if s.StepUp != nil {
 		p.stepUp = &stepUpClient{cfg: *s.StepUp}
