@@ -32,9 +32,9 @@ func questionsHarness(t *testing.T, mutate ...func(*plugin.Config)) (*harness, *
 	)
 	h := newHarness(t, append([]func(*plugin.Config){func(c *plugin.Config) {
 		var err error
-		st := &watchStore{Store: c.Store}
+		st := &flowtest.WatchStore{Store: c.Store}
 		c.Store = st
-		hashes = &countingHasher{h: c.Hasher, st: st}
+		hashes = newCountingHasher(c.Hasher, st)
 		q, err = questions.New(questions.Config{Store: st, InsecureWeakArgon2: true,
 			Argon2: questions.Argon2{Memory: 64, Time: 1, Threads: 1}, Hasher: hashes})
 		if err != nil {
@@ -186,7 +186,7 @@ func TestSecurityQuestionsHashedOutsideWriteTransaction(t *testing.T) {
 	if ok.Header.Get("Location") != "/recovery/password" {
 		t.Fatalf("right answers: %d %q %s", ok.Status, ok.Header.Get("Location"), ok.Text())
 	}
-	if n, in, mid := hashes.n.Load(), hashes.inTx.Load(), hashes.midWrite.Load(); n != 4 || in != 0 || mid != 4 {
+	if n, in, mid := hashes.N.Load(), hashes.InTx.Load(), hashes.midWrite.Load(); n != 4 || in != 0 || mid != 4 {
 		t.Fatalf("two submissions of two answers: %d argon2id, %d inside the write transaction, %d with a write completing meanwhile; want 4, 0, 4", n, in, mid)
 	}
 }

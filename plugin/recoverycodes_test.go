@@ -12,59 +12,46 @@ import (
 
 	"github.com/sspr-go/sspr/flows"
 	"github.com/sspr-go/sspr/flows/email"
+	"github.com/sspr-go/sspr/flows/flowtest"
 	"github.com/sspr-go/sspr/flows/recoverycodes"
 	"github.com/sspr-go/sspr/plugin"
 	"github.com/sspr-go/sspr/plugin/plugintest"
 	"github.com/sspr-go/sspr/plugin/store"
 )
 
-// watchStore is a store that counts its open write transactions.
-type watchStore struct {
-	store.Store
-	open atomic.Int32
-}
-
-func (s *watchStore) Atomic(ctx context.Context, fn func(tx store.Tx) error) error {
-	s.open.Add(1)
-	defer s.open.Add(-1)
-	return s.Store.Atomic(ctx, fn)
-}
-
-// countingHasher counts the argon2id keys it derives, and those derived
-// while a write transaction of st was open. Outside one, it first runs a
-// write transaction of its own on st's store (in another goroutine, and
-// waits for it): that write can only complete if the verification does
-// not hold the store's one writer while it hashes.
+// countingHasher is flowtest's counting hasher that, in each derivation
+// outside a transaction, first runs a write transaction of its own on the
+// store (in another goroutine, and waits for it): that write can only
+// complete if the verification does not hold the store's one writer while
+// it hashes. midWrite counts those writes.
 type countingHasher struct {
-	h                 flows.KeyDeriver
-	st                *watchStore
-	n, inTx, midWrite atomic.Int64
+	*flowtest.CountingHasher
+	midWrite atomic.Int64
 }
 
-func (c *countingHasher) DeriveKey(ctx context.Context, secret string, salt []byte, params string) ([]byte, error) {
-	c.n.Add(1)
-	if c.st.open.Load() > 0 {
-		c.inTx.Add(1)
-	} else {
+// newCountingHasher wraps h over st.
+func newCountingHasher(h flows.KeyDeriver, st *flowtest.WatchStore) *countingHasher {
+	c := &countingHasher{CountingHasher: &flowtest.CountingHasher{H: h, St: st}}
+	c.During = func(ctx context.Context) error {
 		done := make(chan error, 1)
 		go func() {
-			done <- c.st.Store.Atomic(ctx, func(tx store.Tx) error {
+			done <- st.Store.Atomic(ctx, func(tx store.Tx) error {
 				_, _, err := tx.Hit(ctx, "write during a hash", time.Unix(0, 0), time.Minute)
 				return err
 			})
 		}()
 		if err := <-done; err != nil {
-			return nil, err
+			return err
 		}
 		c.midWrite.Add(1)
+		return nil
 	}
-	return c.h.DeriveKey(ctx, secret, salt, params)
+	return c
 }
 
 // reset sets the counts to zero.
 func (c *countingHasher) reset() {
-	c.n.Store(0)
-	c.inTx.Store(0)
+	c.Reset()
 	c.midWrite.Store(0)
 }
 
@@ -83,9 +70,9 @@ func recoveryHarness(t *testing.T, shared store.Store, mutate func(*plugin.Confi
 		if mutate != nil {
 			mutate(c)
 		}
-		st := &watchStore{Store: c.Store}
+		st := &flowtest.WatchStore{Store: c.Store}
 		c.Store = st
-		hashes = &countingHasher{h: c.Hasher, st: st}
+		hashes = newCountingHasher(c.Hasher, st)
 		rc, err := recoverycodes.New(recoverycodes.Config{Store: st, Hasher: hashes})
 		if err != nil {
 			t.Fatal(err)
@@ -142,7 +129,7 @@ func useCode(t *testing.T, h *harness, code string) *plugintest.Page {
 func TestRecoveryCodeHashedOutsideWriteTransaction(t *testing.T) {
 	h, hashes := recoveryHarness(t, nil, nil)
 	codes := addCodes(t, h)
-	if n, in := hashes.n.Load(), hashes.inTx.Load(); n != 10 || in != 0 {
+	if n, in := hashes.N.Load(), hashes.InTx.Load(); n != 10 || in != 0 {
 		t.Fatalf("adding 10 codes: %d argon2id, %d inside a write transaction", n, in)
 	}
 	b := plugintest.NewBrowser(t)
@@ -156,7 +143,7 @@ func TestRecoveryCodeHashedOutsideWriteTransaction(t *testing.T) {
 	if ok.Header.Get("Location") != "/recovery/password" {
 		t.Fatalf("right code: %d %q %s", ok.Status, ok.Header.Get("Location"), ok.Text())
 	}
-	if n, in, mid := hashes.n.Load(), hashes.inTx.Load(), hashes.midWrite.Load(); n != 2 || in != 0 || mid != 2 {
+	if n, in, mid := hashes.N.Load(), hashes.InTx.Load(), hashes.midWrite.Load(); n != 2 || in != 0 || mid != 2 {
 		t.Fatalf("two submissions: %d argon2id, %d inside the write transaction, %d with a write completing meanwhile; want 2, 0, 2", n, in, mid)
 	}
 }
@@ -175,12 +162,12 @@ func TestRecoveryCodeNotHashedOverTheIPLimit(t *testing.T) {
 	page := b.Follow(h2.emailStep(b, "alice", "alice@example.com"))
 	hashes2.reset()
 	bad := b.Submit(page, "/recovery/verify", map[string]string{"code": "0000-0000-0000-0000"})
-	if bad.Status != http.StatusBadRequest || hashes2.n.Load() != 1 {
-		t.Fatalf("wrong code: %d, %d argon2id", bad.Status, hashes2.n.Load())
+	if bad.Status != http.StatusBadRequest || hashes2.N.Load() != 1 {
+		t.Fatalf("wrong code: %d, %d argon2id", bad.Status, hashes2.N.Load())
 	}
 	limited := b.Submit(bad, "/recovery/verify", map[string]string{"code": codes[0]})
-	if limited.Status != http.StatusTooManyRequests || hashes2.n.Load() != 1 {
-		t.Fatalf("over the limit: %d, %d argon2id in all", limited.Status, hashes2.n.Load())
+	if limited.Status != http.StatusTooManyRequests || hashes2.N.Load() != 1 {
+		t.Fatalf("over the limit: %d, %d argon2id in all", limited.Status, hashes2.N.Load())
 	}
 }
 

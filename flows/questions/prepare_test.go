@@ -2,6 +2,7 @@ package questions_test
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"net/url"
 	"testing"
@@ -49,7 +50,7 @@ func TestHashingOutsideTheWriteTransaction(t *testing.T) {
 	form := answerForm(fx.asked(t, "j1"), answers, same)
 
 	writes := 0
-	fx.hashes.during = func() {
+	fx.hashes.During = func(context.Context) error {
 		// The store has one writer: if this verification held it, this
 		// write would wait for the hash, which waits for the write.
 		done := make(chan error, 1)
@@ -63,28 +64,29 @@ func TestHashingOutsideTheWriteTransaction(t *testing.T) {
 			t.Errorf("a write during the hash: %v", err)
 		}
 		writes++
+		return nil
 	}
-	fx.hashes.reset()
+	fx.hashes.Reset()
 	prepared := fx.prepare(t, "j1", alice, form)
-	if n := fx.hashes.n.Load(); n != 2 || writes != 2 {
+	if n := fx.hashes.N.Load(); n != 2 || writes != 2 {
 		t.Fatalf("prepare: %d argon2id, %d writes during them; want 2 and 2", n, writes)
 	}
 	if err := fx.verifyPrepared(t, "j1", alice, form, prepared); err != nil {
 		t.Fatalf("verify: %v", err)
 	}
-	if n, in := fx.hashes.n.Load(), fx.hashes.inTx.Load(); n != 2 || in != 0 {
+	if n, in := fx.hashes.N.Load(), fx.hashes.InTx.Load(); n != 2 || in != 0 {
 		t.Fatalf("verify with a prepared value: %d argon2id in all, %d inside the transaction", n, in)
 	}
 
 	// Without a prepared value Verify still works: it hashes itself.
-	fx.hashes.during = nil
+	fx.hashes.During = nil
 	fx.begin(t, "j2", alice)
 	form2 := answerForm(fx.asked(t, "j2"), answers, same)
-	fx.hashes.reset()
+	fx.hashes.Reset()
 	if err := fx.verifyPrepared(t, "j2", alice, form2, nil); err != nil {
 		t.Fatalf("verify without a prepared value: %v", err)
 	}
-	if n := fx.hashes.n.Load(); n != 2 {
+	if n := fx.hashes.N.Load(); n != 2 {
 		t.Fatalf("verify without a prepared value: %d argon2id", n)
 	}
 	// Right answers prepared for another form do not verify this one.
@@ -132,12 +134,12 @@ func TestPreparedThenChallengeUsed(t *testing.T) {
 	if err := fx.verifyPrepared(t, "j1", alice, form, prepared); !errors.Is(err, flows.ErrUsed) {
 		t.Fatalf("prepared answers on a used challenge: %v", err)
 	}
-	fx.hashes.reset()
+	fx.hashes.Reset()
 	fx.prepare(t, "j1", alice, form)
 	fx.begin(t, "j2", alice)
 	fx.prepare(t, "j2", alice, url.Values{"answer0": {" "}})
 	fx.prepare(t, "nope", alice, form)
-	if n := fx.hashes.n.Load(); n != 0 {
+	if n := fx.hashes.N.Load(); n != 0 {
 		t.Fatalf("%d argon2id for a used challenge, a blank form and no challenge", n)
 	}
 }
@@ -167,7 +169,7 @@ func TestSameHashingForEveryone(t *testing.T) {
 				jid := "j-" + name
 				fx.begin(t, jid, tc.subject)
 				form := answerForm(fx.asked(t, jid), answers, tc.answer)
-				fx.hashes.reset()
+				fx.hashes.Reset()
 				var prepared any
 				if prepare {
 					prepared = fx.prepare(t, jid, tc.subject, form)
@@ -176,10 +178,10 @@ func TestSameHashingForEveryone(t *testing.T) {
 				if (tc.want == nil && err != nil) || (tc.want != nil && !errors.Is(err, tc.want)) {
 					t.Fatalf("verify: %v, want %v", err, tc.want)
 				}
-				if n := fx.hashes.n.Load(); n != 2 {
+				if n := fx.hashes.N.Load(); n != 2 {
 					t.Fatalf("%d argon2id computations, want 2 (one per asked question)", n)
 				}
-				if in := fx.hashes.inTx.Load(); prepare && in != 0 {
+				if in := fx.hashes.InTx.Load(); prepare && in != 0 {
 					t.Fatalf("%d argon2id inside the transaction", in)
 				}
 			})

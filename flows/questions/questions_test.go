@@ -3,7 +3,6 @@ package questions_test
 import (
 	"bytes"
 	"cmp"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,12 +37,12 @@ var answers = map[string]string{
 
 type fixture struct {
 	// st is the store, watched: it knows when a write transaction is open.
-	st   *watchStore
+	st   *flowtest.WatchStore
 	env  *flowtest.Env
 	flow *questions.Flow
 	// hashes counts the flow's argon2id computations, unless the test
 	// gave a Hasher of its own.
-	hashes *countingHasher
+	hashes *flowtest.CountingHasher
 }
 
 func setup(t *testing.T, cfg questions.Config) *fixture {
@@ -54,16 +52,16 @@ func setup(t *testing.T, cfg questions.Config) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { real.Close() })
-	st := &watchStore{Store: real}
+	st := &flowtest.WatchStore{Store: real}
 	env := flowtest.NewEnv(start)
 	cfg.Store = st
-	var hashes *countingHasher
+	var hashes *flowtest.CountingHasher
 	if cfg.Hasher == nil {
 		h, err := password.NewHasher(password.HasherConfig{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		hashes = &countingHasher{h: h, st: st}
+		hashes = &flowtest.CountingHasher{H: h, St: st}
 		cfg.Hasher = hashes
 	}
 	if cfg.Argon2 == (questions.Argon2{}) {
@@ -77,44 +75,6 @@ func setup(t *testing.T, cfg questions.Config) *fixture {
 		t.Fatal(err)
 	}
 	return &fixture{st: st, env: env, flow: f, hashes: hashes}
-}
-
-// watchStore is a store that counts its open write transactions.
-type watchStore struct {
-	store.Store
-	open atomic.Int32
-}
-
-func (s *watchStore) Atomic(ctx context.Context, fn func(tx store.Tx) error) error {
-	s.open.Add(1)
-	defer s.open.Add(-1)
-	return s.Store.Atomic(ctx, fn)
-}
-
-// countingHasher counts the argon2id keys it derives, and those derived
-// while a write transaction of st was open; during, when set, runs in
-// each derivation outside a transaction, before the hash is computed.
-type countingHasher struct {
-	h       flows.KeyDeriver
-	st      *watchStore
-	n, inTx atomic.Int64
-	during  func()
-}
-
-func (c *countingHasher) DeriveKey(ctx context.Context, secret string, salt []byte, params string) ([]byte, error) {
-	c.n.Add(1)
-	if c.st.open.Load() > 0 {
-		c.inTx.Add(1)
-	} else if c.during != nil {
-		c.during()
-	}
-	return c.h.DeriveKey(ctx, secret, salt, params)
-}
-
-// reset sets the counts to zero.
-func (c *countingHasher) reset() {
-	c.n.Store(0)
-	c.inTx.Store(0)
 }
 
 // enrolForm returns the enrolment form for question → answer pairs, in

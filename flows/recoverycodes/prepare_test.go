@@ -1,6 +1,7 @@
 package recoverycodes_test
 
 import (
+	"context"
 	"errors"
 	"net/url"
 	"testing"
@@ -23,7 +24,7 @@ func TestHashingOutsideTheWriteTransaction(t *testing.T) {
 	fx.begin(t, "j1", alice)
 
 	writes := 0
-	fx.hashes.during = func() {
+	fx.hashes.During = func(context.Context) error {
 		// The store has one writer: if this verification held it, this
 		// write would wait for the hash, which waits for the write.
 		done := make(chan error, 1)
@@ -37,37 +38,38 @@ func TestHashingOutsideTheWriteTransaction(t *testing.T) {
 			t.Errorf("a write during the hash: %v", err)
 		}
 		writes++
+		return nil
 	}
-	fx.hashes.reset()
+	fx.hashes.Reset()
 	prepared := fx.prepare(t, "j1", alice, codes[0])
-	if n := fx.hashes.n.Load(); n != 1 || writes != 1 {
+	if n := fx.hashes.N.Load(); n != 1 || writes != 1 {
 		t.Fatalf("prepare: %d argon2id, %d writes during them", n, writes)
 	}
 	if err := fx.verifyPrepared(t, "j1", alice, codes[0], prepared); err != nil {
 		t.Fatalf("verify: %v", err)
 	}
-	if n, in := fx.hashes.n.Load(), fx.hashes.inTx.Load(); n != 1 || in != 0 {
+	if n, in := fx.hashes.N.Load(), fx.hashes.InTx.Load(); n != 1 || in != 0 {
 		t.Fatalf("verify with a prepared value: %d argon2id in all, %d inside the transaction", n, in)
 	}
 
 	// Without a prepared value Verify still works: it hashes itself.
-	fx.hashes.during = nil
+	fx.hashes.During = nil
 	fx.begin(t, "j2", alice)
-	fx.hashes.reset()
+	fx.hashes.Reset()
 	if err := fx.verifyPrepared(t, "j2", alice, codes[1], nil); err != nil {
 		t.Fatalf("verify without a prepared value: %v", err)
 	}
-	if n := fx.hashes.n.Load(); n != 1 {
+	if n := fx.hashes.N.Load(); n != 1 {
 		t.Fatalf("verify without a prepared value: %d argon2id", n)
 	}
 	// A value prepared for another journey is ignored, not trusted.
 	fx.begin(t, "j3", alice)
 	other := fx.prepare(t, "j2", alice, codes[2])
-	fx.hashes.reset()
+	fx.hashes.Reset()
 	if err := fx.verifyPrepared(t, "j3", alice, codes[2], other); err != nil {
 		t.Fatalf("verify with another journey's value: %v", err)
 	}
-	if n := fx.hashes.n.Load(); n != 1 {
+	if n := fx.hashes.N.Load(); n != 1 {
 		t.Fatalf("verify with another journey's value: %d argon2id", n)
 	}
 	// A value prepared for another code does not verify this one.
@@ -97,12 +99,12 @@ func TestPreparedThenChallengeUsed(t *testing.T) {
 	}
 	// Prepared on a dead challenge, nothing is hashed and nothing is
 	// trusted later.
-	fx.hashes.reset()
-	if p := fx.prepare(t, "j1", alice, codes[0]); p == nil || fx.hashes.n.Load() != 0 {
-		t.Fatalf("prepare on a used challenge: %v, %d argon2id", p, fx.hashes.n.Load())
+	fx.hashes.Reset()
+	if p := fx.prepare(t, "j1", alice, codes[0]); p == nil || fx.hashes.N.Load() != 0 {
+		t.Fatalf("prepare on a used challenge: %v, %d argon2id", p, fx.hashes.N.Load())
 	}
 	// A malformed code is left to Verify, which refuses it.
-	if p := fx.prepare(t, "j1", alice, "not a code"); p != nil || fx.hashes.n.Load() != 0 {
+	if p := fx.prepare(t, "j1", alice, "not a code"); p != nil || fx.hashes.N.Load() != 0 {
 		t.Fatalf("prepare of a malformed code: %v", p)
 	}
 }
@@ -132,7 +134,7 @@ func TestSameHashingForEveryone(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				jid := "j-" + name
 				fx.begin(t, jid, tc.subject)
-				fx.hashes.reset()
+				fx.hashes.Reset()
 				var prepared any
 				if prepare {
 					prepared = fx.prepare(t, jid, tc.subject, tc.code)
@@ -141,10 +143,10 @@ func TestSameHashingForEveryone(t *testing.T) {
 				if (tc.want == nil && err != nil) || (tc.want != nil && !errors.Is(err, tc.want)) {
 					t.Fatalf("verify: %v, want %v", err, tc.want)
 				}
-				if n := fx.hashes.n.Load(); n != 1 {
+				if n := fx.hashes.N.Load(); n != 1 {
 					t.Fatalf("%d argon2id computations, want 1", n)
 				}
-				if in := fx.hashes.inTx.Load(); prepare && in != 0 {
+				if in := fx.hashes.InTx.Load(); prepare && in != 0 {
 					t.Fatalf("%d argon2id inside the transaction", in)
 				}
 			})

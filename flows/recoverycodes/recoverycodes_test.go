@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,11 +27,11 @@ var start = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 type fixture struct {
 	// st is the store, watched: it knows when a write transaction is open.
-	st   *watchStore
+	st   *flowtest.WatchStore
 	env  *flowtest.Env
 	flow *recoverycodes.Flow
 	// hashes counts the flow's argon2id computations.
-	hashes *countingHasher
+	hashes *flowtest.CountingHasher
 }
 
 func setup(t *testing.T) *fixture {
@@ -42,55 +41,17 @@ func setup(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { real.Close() })
-	st := &watchStore{Store: real}
+	st := &flowtest.WatchStore{Store: real}
 	h, err := password.NewHasher(password.HasherConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	hashes := &countingHasher{h: h, st: st}
+	hashes := &flowtest.CountingHasher{H: h, St: st}
 	f, err := recoverycodes.New(recoverycodes.Config{Store: st, Hasher: hashes})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return &fixture{st: st, env: flowtest.NewEnv(start), flow: f, hashes: hashes}
-}
-
-// watchStore is a store that counts its open write transactions.
-type watchStore struct {
-	store.Store
-	open atomic.Int32
-}
-
-func (s *watchStore) Atomic(ctx context.Context, fn func(tx store.Tx) error) error {
-	s.open.Add(1)
-	defer s.open.Add(-1)
-	return s.Store.Atomic(ctx, fn)
-}
-
-// countingHasher counts the argon2id keys it derives, and those derived
-// while a write transaction of st was open; during, when set, runs in
-// each derivation outside a transaction, before the hash is computed.
-type countingHasher struct {
-	h       flows.KeyDeriver
-	st      *watchStore
-	n, inTx atomic.Int64
-	during  func()
-}
-
-func (c *countingHasher) DeriveKey(ctx context.Context, secret string, salt []byte, params string) ([]byte, error) {
-	c.n.Add(1)
-	if c.st.open.Load() > 0 {
-		c.inTx.Add(1)
-	} else if c.during != nil {
-		c.during()
-	}
-	return c.h.DeriveKey(ctx, secret, salt, params)
-}
-
-// reset sets the counts to zero.
-func (c *countingHasher) reset() {
-	c.n.Store(0)
-	c.inTx.Store(0)
 }
 
 func (fx *fixture) generate(t *testing.T, userID string) []string {
@@ -227,9 +188,9 @@ func TestGenerate(t *testing.T) {
 	}
 	// One argon2id per code, none inside the write transaction; a new set
 	// gets a new salt.
-	fx.hashes.reset()
+	fx.hashes.Reset()
 	fx.generate(t, "alice")
-	if n, in := fx.hashes.n.Load(), fx.hashes.inTx.Load(); n != 10 || in != 0 {
+	if n, in := fx.hashes.N.Load(), fx.hashes.InTx.Load(); n != 10 || in != 0 {
 		t.Fatalf("generating 10 codes: %d argon2id, %d of them in the transaction", n, in)
 	}
 	again, err := fx.st.Factors(t.Context(), "alice", recoverycodes.ID)
@@ -420,7 +381,7 @@ func TestConcurrentUse(t *testing.T) {
 	if left := fx.remaining(t, alice.UserID); left != 9 {
 		t.Fatalf("remaining %d", left)
 	}
-	if in := fx.hashes.inTx.Load(); in != 0 {
+	if in := fx.hashes.InTx.Load(); in != 0 {
 		t.Fatalf("%d argon2id computed inside a write transaction", in)
 	}
 }
