@@ -3,6 +3,7 @@ package flowtest
 import (
 	"context"
 	"sync/atomic"
+	"time"
 
 	"github.com/sspr-go/sspr/flows"
 	"github.com/sspr-go/sspr/plugin/store"
@@ -57,4 +58,19 @@ func (c *CountingHasher) DeriveKey(ctx context.Context, secret string, salt []by
 func (c *CountingHasher) Reset() {
 	c.N.Store(0)
 	c.InTx.Store(0)
+}
+
+// WriteElsewhere runs a write transaction on the wrapped store in another
+// goroutine and waits for it. The store has one writer: called while a
+// verification hashes, it completes only if that verification does not
+// hold the writer (it would wait for the hash, which waits for it).
+func (s *WatchStore) WriteElsewhere(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Store.Atomic(ctx, func(tx store.Tx) error {
+			_, _, err := tx.Hit(ctx, "flowtest: a write elsewhere", time.Unix(0, 0), time.Minute)
+			return err
+		})
+	}()
+	return <-done
 }
