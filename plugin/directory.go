@@ -114,8 +114,9 @@ type PasswordVerifier interface {
 // DecoyUserID is the user ID sspr gives [Directory.User],
 // [ContactLister.Contacts] and [AdminChecker.IsAdmin] (and the flows'
 // Options) for an identifier that matches no user, so that an unknown
-// identifier's journey costs what a known one's does; the answers are
-// thrown away. It begins with a NUL byte, which no real user ID has:
-// answer as for any ID you do not know (an error matching
-// [ErrUserNotFound], no contacts, not an administrator).
-const DecoyUserID = "\x00sspr-decoy"
+// identifier's journey costs what a known one's does. sspr throws the
+// answers away, errors included, so answer as for any ID you do not know
+// (an error, no contacts, not an administrator) and do not mind the ID's
+// form: it is plain ASCII, valid in any text column, and should it ever
+// name a real user, nothing is done with what is read.
+const DecoyUserID = "sspr-decoy-user"

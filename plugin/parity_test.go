@@ -1,9 +1,18 @@
 package plugin_test
 
 import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
 	"testing"
 
+	"github.com/sspr-go/sspr/flows"
+	"github.com/sspr-go/sspr/flows/email"
+	"github.com/sspr-go/sspr/flows/sms"
+	"github.com/sspr-go/sspr/plugin"
 	"github.com/sspr-go/sspr/plugin/plugintest"
+	"github.com/sspr-go/sspr/plugin/store/postgres"
 )
 
 // TestUnknownIdentifierAsksTheHostAlike: a start for an unknown identifier
@@ -52,5 +61,64 @@ func TestDecoyJourneyAsksTheHostAlike(t *testing.T) {
 	du, dc := walk("nobody@example.com")
 	if ku == 0 || kc == 0 || du != ku || dc != kc {
 		t.Fatalf("directory calls after the start: known %d User + %d Contacts, decoy %d + %d; want equal and not zero", ku, kc, du, dc)
+	}
+}
+
+// contactsFailFor is a directory whose Contacts fails for IDs it does not
+// know, as a host with typed IDs (a UUID column) may.
+type contactsFailFor struct{ *directory }
+
+func (d contactsFailFor) Contacts(ctx context.Context, id string) ([]plugin.Contact, error) {
+	d.mu.Lock()
+	_, ok := d.users[id]
+	d.mu.Unlock()
+	if !ok {
+		return nil, errors.New("invalid input syntax for type uuid")
+	}
+	return d.directory.Contacts(ctx, id)
+}
+
+// TestDecoyHostErrorsDoNotShow: a host that fails for the decoy's user ID
+// does not make an unknown identifier's start fail where a known one's
+// succeeds.
+func TestDecoyHostErrorsDoNotShow(t *testing.T) {
+	h := newHarness(t, func(c *plugin.Config) { c.Directory = contactsFailFor{c.Directory.(*directory)} })
+	for _, id := range []string{"alice@example.com", "nobody@example.com"} {
+		if p := h.start(plugintest.NewBrowser(t), id); p.Status != http.StatusSeeOther {
+			t.Fatalf("start for %s: status %d", id, p.Status)
+		}
+	}
+}
+
+// TestUnknownIdentifierOnPostgresWithSMS: on PostgreSQL, whose text
+// columns refuse some bytes, a start for an unknown identifier answers as
+// a known one's with email and SMS configured (the decoy's reads use a
+// user ID any store takes).
+func TestUnknownIdentifierOnPostgresWithSMS(t *testing.T) {
+	st, err := postgres.Config{URL: pgSchemaURL(t)}.Open(t.Context(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	h := newHarness(t, func(c *plugin.Config) {
+		c.Store = st
+		mail, err := email.New(email.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		text, err := sms.New(sms.Config{Store: st, Keys: [][]byte{[]byte("sms test key, exactly 32 bytes!!")}, Now: c.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Flows = []flows.Flow{mail, text}
+	})
+	for _, id := range []string{"alice@example.com", "nobody@example.com"} {
+		b := plugintest.NewBrowser(t)
+		if p := h.start(b, id); p.Status != http.StatusSeeOther {
+			t.Fatalf("start for %s: status %d", id, p.Status)
+		}
+		if p := b.Get(h.base + "/verify"); p.Status != http.StatusOK {
+			t.Fatalf("check page for %s: status %d", id, p.Status)
+		}
 	}
 }

@@ -186,9 +186,11 @@ const (
 	refFactor  = "f"
 )
 
-// decoyUser is the user ID whose factors a decoy's Options read: a NUL
-// byte first, which no host's user ID has, so the read finds nothing.
-const decoyUser = "\x00sspr-decoy"
+// decoyUser is the user ID whose factors a decoy's Options read. It is
+// plain ASCII (valid text in any store; PostgreSQL refuses a NUL byte) and
+// what the read finds is thrown away, so even a real user of that ID
+// would change nothing.
+const decoyUser = "sspr-decoy-user"
 
 // Options offers one option per phone number of s that can receive text
 // messages: the numbers the host verified (s.Phones; numbers that do not
