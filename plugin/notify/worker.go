@@ -72,9 +72,9 @@ type WorkerConfig struct {
 
 // Worker delivers queued messages. Several workers, in one process or in
 // several, may run against one outbox: the store's lease makes each claim
-// exclusive, and a send is cut off (its context ends) a tenth of the lease
-// before the lease does, so that a slow Sender does not let another worker
-// claim and send the same message while it still runs.
+// exclusive, and a send is cut off (its context ends) at half the lease,
+// so that a slow Sender does not let another worker claim and send the
+// same message while it still runs or before its outcome is recorded.
 type Worker struct {
 	cfg  WorkerConfig
 	kick chan struct{}
@@ -214,6 +214,10 @@ func (w *Worker) running(ctx context.Context) bool {
 	}
 }
 
+// settleTimeout bounds the recording of a batch's outcomes, which goes on
+// after the worker's context ends.
+const settleTimeout = 10 * time.Second
+
 // outcome is what became of one claimed message.
 type outcome struct {
 	sm        store.Message
@@ -239,10 +243,10 @@ func (w *Worker) Deliver(ctx context.Context) (int, error) {
 	if len(msgs) == 0 {
 		return 0, nil
 	}
-	// Sends end a tenth of the lease before it does: after that another
-	// worker may claim the message. (A timeout, not a deadline: Now may be
-	// a test's clock, and the claim was just made.)
-	sendCtx, cancel := context.WithTimeout(ctx, w.cfg.Lease-w.cfg.Lease/10)
+	// Sends end at half the lease: the outcomes must be recorded before
+	// the lease ends, or another worker may claim and send the message
+	// again. (A timeout, not a deadline: Now may be a test's clock.)
+	sendCtx, cancel := context.WithTimeout(ctx, w.cfg.Lease/2)
 	defer cancel()
 	outs := make([]outcome, len(msgs))
 	for i, m := range msgs {
@@ -279,7 +283,12 @@ func (w *Worker) Deliver(ctx context.Context) (int, error) {
 		}
 		wg.Wait()
 	}
-	w.settle(ctx, outs)
+	// What was sent is recorded even when ctx ended meanwhile (a
+	// shutdown): otherwise every message of the batch would be sent again
+	// once its lease ran out.
+	settleCtx, cancelSettle := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancelSettle()
+	w.settle(settleCtx, outs)
 	return len(msgs), nil
 }
 
@@ -371,6 +380,13 @@ func (w *Worker) settle(ctx context.Context, outs []outcome) {
 			var err error
 			if w.cfg.Atomic != nil {
 				err = w.cfg.Atomic(ctx, func(tx store.Tx) error { return w.record(ctx, tx, tx, o, now) })
+				if err != nil && w.cfg.Record != nil {
+					// Record failed (an audit trail that refuses the
+					// event): the outcome still counts, or a sent
+					// message would be sent again at every lease.
+					o.log.ErrorContext(ctx, "notify: recording what goes with the outcome failed; recording the outcome alone", slog.Any("err", err))
+					err = w.record(ctx, w.cfg.Outbox, nil, o, now)
+				}
 			} else {
 				err = w.record(ctx, w.cfg.Outbox, nil, o, now)
 			}
