@@ -1006,32 +1006,49 @@ func (p *Plugin) verify(w http.ResponseWriter, r *http.Request) error {
 	// A flow whose check is expensive (argon2id) does it now, before the
 	// write transaction, so that the service's other writes never wait
 	// for it; the flow's Verify re-reads and trusts the result only for
-	// what it was computed against. Not when a limit below will refuse
-	// the attempt anyway: the limits are only peeked at here (with the
-	// same now, so a limit exceeded here is exceeded below).
+	// what it was computed against. Its attempts on one journey run one at
+	// a time (in this process), and each is counted against the per-IP
+	// limit before it hashes: concurrent posts cannot buy more hashes than
+	// the challenge's tries and the per-IP limit allow. Nothing is hashed
+	// for an attempt a limit refuses.
 	var prepared any
+	var ipLimit, acctLimit limitResult
+	ipCounted := false
 	if pf, ok := f.(flows.Preparer); ok {
-		ipPeek, err := p.limits.peek(ctx, p.s.Store, p.s.Limits.VerifiesPerIP, p.limits.key("verify-ip", ip), now)
+		unlock, err := p.verifying.lock(ctx, j.ID)
 		if err != nil {
+			return err
+		}
+		defer unlock()
+		if err := p.atomic(ctx, func(tx store.Tx) error {
+			var err error
+			ipLimit, err = p.limits.hit(ctx, tx, p.s.Limits.VerifiesPerIP, p.limits.key("verify-ip", ip), now)
+			return err
+		}); err != nil {
 			return internalError(err)
 		}
+		ipCounted = true
 		acctPeek, err := p.limits.peek(ctx, p.s.Store, p.s.Limits.FailuresPerAccount, p.limits.key("failures", failureKey(j)), now)
 		if err != nil {
 			return internalError(err)
 		}
-		if !ipPeek.exceeded && !acctPeek.exceeded {
+		if !ipLimit.exceeded && !acctPeek.exceeded {
 			prepared, err = pf.Prepare(ctx, flows.PrepareRequest{Store: p.s.Store, Env: env{p: p}, JourneyID: j.ID, Subject: after.subject, Form: r.PostForm, HTTP: r})
 			if err != nil {
 				return internalError(err)
 			}
 		}
 	}
-	var ipLimit, acctLimit limitResult
 	var verr error
 	err = p.atomic(ctx, func(tx store.Tx) error {
 		var err error
-		if ipLimit, err = p.limits.hit(ctx, tx, p.s.Limits.VerifiesPerIP, p.limits.key("verify-ip", ip), now); err != nil || ipLimit.exceeded {
-			return err
+		if !ipCounted {
+			if ipLimit, err = p.limits.hit(ctx, tx, p.s.Limits.VerifiesPerIP, p.limits.key("verify-ip", ip), now); err != nil {
+				return err
+			}
+		}
+		if ipLimit.exceeded {
+			return nil
 		}
 		fk := p.limits.key("failures", failureKey(j))
 		if acctLimit, err = p.limits.peek(ctx, tx, p.s.Limits.FailuresPerAccount, fk, now); err != nil {

@@ -81,6 +81,10 @@ type Plugin struct {
 	baseOrigin  string
 	csp         string
 
+	// verifying lets one expensive verification (a flows.Preparer) at a
+	// time run per journey.
+	verifying keyedLock
+
 	// wallNow is the wall clock that times the directory in
 	// commitPassword; nil means time.Now. Only tests set it.
 	wallNow func() time.Time

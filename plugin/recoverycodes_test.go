@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -182,5 +183,31 @@ func TestRecoveryCodesSurviveKeyRotation(t *testing.T) {
 	retired, _ := recoveryHarness(t, h.store, keys(newKey))
 	if p := useCode(t, retired, codes[1]); p.Status != http.StatusBadRequest || !strings.Contains(p.Text(), "4 tries left") {
 		t.Fatalf("a code after its key was removed: %d %s", p.Status, p.Text())
+	}
+}
+
+// TestConcurrentAttemptsBuyNoExtraHashes: many simultaneous posts of
+// wrong recovery codes to one journey cost no more argon2id computations
+// than the per-IP limit allows: each attempt is counted before it hashes,
+// and one journey's attempts hash one at a time.
+func TestConcurrentAttemptsBuyNoExtraHashes(t *testing.T) {
+	h, _ := recoveryHarness(t, nil, nil)
+	addCodes(t, h)
+	const limit = 3 // the email code and two recovery codes
+	h2, hashes2 := recoveryHarness(t, h.store, func(c *plugin.Config) {
+		c.Limits.VerifiesPerIP = plugin.Limit{N: limit, Window: time.Hour}
+	})
+	b := plugintest.NewBrowser(t)
+	page := b.Follow(h2.emailStep(b, "alice", "alice@example.com"))
+	hashes2.reset()
+	_, form := page.Form("/recovery/verify")
+	form.Set("code", "0000-0000-0000-0000")
+	var wg sync.WaitGroup
+	for range 60 {
+		wg.Go(func() { b.Post(h2.base+"/verify", form) })
+	}
+	wg.Wait()
+	if n := hashes2.N.Load(); n > limit-1 {
+		t.Fatalf("60 concurrent attempts cost %d argon2id computations; the per-IP limit allows %d", n, limit-1)
 	}
 }

@@ -1,0 +1,39 @@
+package plugin
+
+import (
+	"context"
+	"testing"
+)
+
+func TestKeyedLock(t *testing.T) {
+	var k keyedLock
+	unlock, err := k.lock(t.Context(), "j1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another key is free.
+	other, err := k.lock(t.Context(), "j2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other()
+	// The same key waits; a waiter that gives up gets its context's error.
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := k.lock(ctx, "j1"); err != context.Canceled {
+		t.Fatalf("lock of a held key with an ended context: %v", err)
+	}
+	got := make(chan func(), 1)
+	go func() {
+		u, err := k.lock(t.Context(), "j1")
+		if err != nil {
+			t.Error(err)
+		}
+		got <- u
+	}()
+	unlock()
+	(<-got)()
+	if len(k.held) != 0 {
+		t.Fatalf("keys left held: %v", k.held)
+	}
+}
