@@ -359,12 +359,20 @@ func (p *Plugin) checkStepUpToken(ctx context.Context, j store.Journey, st stepU
 // browser has no usable step-up journey (why). It names the journey the
 // browser has, if the store knows it, and its user only when it is a
 // step-up journey: a reset journey's user is not who the callback was for.
+//
+// Anyone can open the callback URL (an image on any site can), so the
+// rows are capped per client address like code submissions
+// (Limits.VerifiesPerIP); past the cap nothing is recorded.
 func (p *Plugin) stepUpMissingAudit(ctx context.Context, r *http.Request, j store.Journey, why string) {
 	userID := ""
 	if j.Kind == store.KindStepUp {
 		userID = j.UserID
 	}
 	err := p.atomic(ctx, func(tx store.Tx) error {
+		lim, err := p.limits.hit(ctx, tx, p.s.Limits.VerifiesPerIP, p.limits.key("stepup-callback-ip", p.s.ClientIP(r)), p.s.Now())
+		if err != nil || lim.exceeded {
+			return err
+		}
 		return p.audit(ctx, tx, r, "stepup.oidc", j.ID, userID, "failed", "no step-up journey: "+why)
 	})
 	if err != nil {
