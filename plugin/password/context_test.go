@@ -40,7 +40,16 @@ func TestContextWordsAreNamesNotEverydayWords(t *testing.T) {
 		// Distinctive words.
 		{"distinctive word", []string{"Contoso Account Center"}, "contoso-purple-giraffe", false, true},
 		{"generic word beside a distinctive one", []string{"Contoso Account Center"}, "account of a purple giraffe", false, false},
-		{"word under 5 letters", []string{"Wonderland Bank"}, "bank on a purple giraffe", false, false},
+		{"everyday word of the name", []string{"Wonderland Bank"}, "bank on a purple giraffe", false, false},
+		{"4-letter distinctive word", []string{"Acme Bank"}, "acme-rocket-launch", false, true},
+		{"4-letter distinctive word, generic one beside", []string{"Okta Verify"}, "okta-2024-spring!", false, true},
+		{"generic word of the name", []string{"Okta Verify"}, "please verify my horse", false, false},
+		// Across word boundaries a name does not count.
+		{"across words", []string{"Atlas"}, "great lasagna recipe", false, false},
+		{"across words again", []string{"Atlas"}, "what last summer", false, false},
+		{"across words, another", []string{"Orion"}, "color ion battery pack", false, false},
+		{"inside a word", []string{"Atlas"}, "myAtlas2024 giraffe", false, true},
+		{"whole name running on", []string{"Account Center"}, "account center2024 giraffes", false, true},
 		{"one word listed is refused whole", []string{"Account"}, "account of a purple giraffe", false, true},
 		{"one word without its digits", []string{"Contoso365"}, "contoso-purple-giraffe", false, true},
 		// Short words: refused when the password is mostly one.
@@ -59,7 +68,7 @@ func TestContextWordsAreNamesNotEverydayWords(t *testing.T) {
 		{"label of a domain", []string{"login.acme.co.uk"}, "acme-purple-giraffe", false, true},
 		{"generic label", []string{"login.acme.co.uk"}, "login-purple-giraffe", false, false},
 		{"top-level domain", []string{"wonderland-bank.example"}, "example of a purple giraffe", false, false},
-		{"word under 5 letters of a label", []string{"wonderland-bank.example"}, "bank on a purple giraffe", false, false},
+		{"everyday word of a label", []string{"wonderland-bank.example"}, "bank on a purple giraffe", false, false},
 		{"domain of an address", []string{"support@acme.com"}, "acme-purple-giraffe", false, true},
 		{"local part of an address", []string{"support@acme.com"}, "support the purple giraffe", false, false},
 	}
@@ -98,7 +107,7 @@ func TestContextTokens(t *testing.T) {
 	})
 	wantTokens := []string{
 		"contosoaccountcenter", "contoso", "contosoe6s",
-		"loginacmebankcouk", "acmebank",
+		"loginacmebankcouk", "acmebank", "acme",
 		"supportaibmcom",
 	}
 	wantShort := []string{"xyz", "ibm"}

@@ -69,9 +69,11 @@ type PolicyConfig struct {
 	// ContextWords are names of this service that a password may not
 	// contain (ASVS V6.2.11): the product's and the company's names, the
 	// domain. They are compared after folding case and undoing common
-	// substitutions, like the user's identifiers, and ignoring spaces and
-	// punctuation, so "Account Center" also refuses "AccountCenter!" and
-	// "acc0unt-center". For each entry the password may not contain:
+	// substitutions, like the user's identifiers, inside a word of the
+	// password or spelled by consecutive whole words ("Account Center"
+	// refuses "AccountCenter!", "acc0unt-center" and "my account center"),
+	// never across a word boundary ("Atlas" does not refuse "great
+	// lasagna"). For each entry the password may not contain:
 	//
 	//   - the whole entry, when it has 4 or more letters and digits; a
 	//     shorter one (an acronym such as "XYZ") is refused only when the
@@ -81,11 +83,11 @@ type PolicyConfig struct {
 	//     "xyz-kept-my-old-tea-mug" is not, nor "SAP" in "sapphire-blue");
 	//   - the entry without its leading and trailing digits and symbols, when
 	//     it is a single word ("Contoso365" refuses "contoso");
-	//   - each distinctive word of an entry of several words: 5 or more
+	//   - each distinctive word of an entry of several words: 4 or more
 	//     letters and not a generic word of product names such as "account",
-	//     "center", "service", "portal", "login", "online", "cloud" or
-	//     "secure" ("Contoso Account Center" refuses "contoso", not
-	//     "account", and the 4-letter "bank" of "Wonderland Bank" neither);
+	//     "center", "bank", "verify", "service", "portal", "login", "cloud"
+	//     or "secure" ("Contoso Account Center" refuses "contoso", not
+	//     "account"; "Acme Bank" refuses "acme", not "bank");
 	//   - for a domain name (no spaces, with a dot; the part after the "@"
 	//     of an email address), each of its labels but
 	//     the last, as an entry of its own, except generic ones such as
@@ -298,13 +300,12 @@ func (p *Policy) Check(in Input) []Problem {
 }
 
 // hasContext reports whether a password, lowered and folded, contains a
-// context token (spaces and punctuation ignored), or is mostly a short
-// context word.
+// context token (see containsContext), or is mostly a short context word.
 func (p *Policy) hasContext(lower, folded string, minLength int) bool {
 	if len(p.context) > 0 {
-		c := compact(folded)
+		words := strings.FieldsFunc(folded, notWordRune)
 		for _, tok := range p.context {
-			if strings.Contains(c, tok) {
+			if containsContext(words, tok) {
 				return true
 			}
 		}
@@ -312,6 +313,34 @@ func (p *Policy) hasContext(lower, folded string, minLength int) bool {
 	for _, w := range p.contextShort {
 		if mostly(lower, folded, w, minLength) {
 			return true
+		}
+	}
+	return false
+}
+
+// containsContext reports whether the words of a password (folded, split
+// at spaces, punctuation and symbols) hold tok inside one word
+// ("myAtlas2024"), or spell it from the start of a word on through whole
+// words ("account center", "account-center2024" for "accountcenter"). A
+// token that only appears across a word boundary does not count: "great
+// lasagna" does not hold "atlas".
+func containsContext(words []string, tok string) bool {
+	for i, w := range words {
+		if strings.Contains(w, tok) {
+			return true
+		}
+		if !strings.HasPrefix(tok, w) {
+			continue
+		}
+		run := w
+		for _, next := range words[i+1:] {
+			run += next
+			if strings.HasPrefix(run, tok) {
+				return true
+			}
+			if !strings.HasPrefix(tok, run) {
+				break
+			}
 		}
 	}
 	return false
@@ -352,21 +381,27 @@ func mostly(lower, folded, w string, minLength int) bool {
 }
 
 // minDistinctiveLength is the fewest letters and digits a word of a
-// context entry of several words must have to be refused on its own:
-// shorter words of product names ("bank", "mail", "desk", "help") are
-// everyday words.
-const minDistinctiveLength = 5
+// context entry of several words must have to be refused on its own
+// ("acme" of "Acme Bank"); everyday words of product names ("bank",
+// "verify", "mail") are never refused on their own (genericContextWord).
+const minDistinctiveLength = 4
 
 // genericContextWord reports whether w, a lowered word of a product name
 // or a domain, is generic: it says what the product is, not whose, and is
 // never refused on its own.
 func genericContextWord(w string) bool {
 	switch w {
-	case "access", "account", "accounts", "admin", "auth", "center", "centre",
-		"cloud", "co", "com", "corp", "email", "gmbh", "group", "help",
-		"identity", "inc", "login", "mail", "manager", "my", "net", "online",
-		"org", "password", "portal", "recovery", "reset", "secure", "security",
-		"service", "services", "signin", "support", "system", "www":
+	case "access", "account", "accounts", "admin", "apps", "auth", "auto",
+		"bank", "banking", "capital", "card", "care", "center", "centre",
+		"city", "cloud", "club", "co", "com", "corp", "data", "desk",
+		"digital", "direct", "easy", "email", "energy", "fast", "finance",
+		"first", "food", "global", "gmbh", "group", "health", "help", "home",
+		"hub", "identity", "inc", "insurance", "labs", "life", "link", "live",
+		"login", "mail", "manager", "media", "mobile", "money", "my", "net",
+		"news", "online", "org", "password", "portal", "plus", "recovery",
+		"reset", "secure", "security", "service", "services", "shop",
+		"signin", "smart", "solutions", "store", "support", "system",
+		"systems", "team", "tech", "trust", "verify", "wallet", "work", "www":
 		return true
 	}
 	return false
