@@ -220,6 +220,9 @@ func (p *Plugin) commitPassword(ctx context.Context, r *http.Request, j store.Jo
 		// notices and revocation go out after the hold. Say so in the log,
 		// and still lead the user on.
 		p.log.ErrorContext(ctx, "sspr: record password change failed", slog.String("user", userID), slog.Any("err", err))
+		// The change happened: the log and the metrics still get it.
+		p.recordUnstored(ctx, r, store.AuditEvent{Event: event, JourneyID: j.ID, UserID: userID, Outcome: "ok"},
+			store.AuditEvent{Event: "sessions.revoke", JourneyID: j.ID, UserID: userID, Outcome: revoked})
 	}
 	p.worker.Kick()
 	return nil

@@ -3,6 +3,7 @@ package plugin_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -56,9 +57,11 @@ func countMail(h *harness, addr, sub string) int {
 // that removed nothing tells nobody, not even after the hold.
 func TestFactorNoticeSurvivesAFailedRecord(t *testing.T) {
 	var fs *failFactorAudit
+	log := &syncBuffer{}
 	h := securityHarness(t, func(c *plugin.Config) {
 		fs = &failFactorAudit{Store: c.Store}
 		c.Store = fs
+		c.Logger = slog.New(slog.NewTextHandler(log, nil))
 	})
 	b := plugintest.NewBrowser(t)
 	b.Get(h.srv.URL + "/test-login?stale=1")
@@ -78,6 +81,10 @@ func TestFactorNoticeSurvivesAFailedRecord(t *testing.T) {
 	}
 	if len(h.audit("factor.added")) != 0 {
 		t.Fatal("the failed record was written")
+	}
+	// The log still tells of the change, marked as not stored.
+	if log.count("audit.event=factor.added") != 1 || log.count("not stored") != 1 {
+		t.Fatal("the change whose record failed is missing from the log")
 	}
 	h.clock.Advance(31 * time.Second)
 	h.deliver()

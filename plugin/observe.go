@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,9 +53,6 @@ func (p *Plugin) MetricsHandler() http.Handler {
 	return promhttp.HandlerFor(p.metrics.reg, promhttp.HandlerOpts{})
 }
 
-// record counts an audit event and emits it through slog: Warn for failed
-// and limited outcomes (security events), Info otherwise. It never logs
-// secrets: events carry none.
 // atomic runs fn in one store transaction, like [store.Store.Atomic], and
 // reports the audit events fn appended (through appendAudit) to the log
 // and the metrics once the transaction has committed: never an event that
@@ -80,7 +78,20 @@ type auditedTx struct {
 	events *[]store.AuditEvent
 }
 
-// record reports an audit event to the metrics and the log.
+// recordUnstored reports events of a change that happened but whose audit
+// write failed to the log and the metrics, marked as not stored, so that
+// they are not lost altogether.
+func (p *Plugin) recordUnstored(ctx context.Context, r *http.Request, events ...store.AuditEvent) {
+	for _, e := range events {
+		e.Time, e.IP = p.s.Now(), p.s.ClientIP(r)
+		e.Detail = strings.TrimSpace(e.Detail + " (not stored: the audit write failed)")
+		p.record(ctx, e)
+	}
+}
+
+// record counts an audit event and emits it through slog: Warn for failed
+// and limited outcomes (security events), Info otherwise. It never logs
+// secrets: events carry none.
 func (p *Plugin) record(ctx context.Context, e store.AuditEvent) {
 	p.metrics.events.WithLabelValues(e.Event, e.Outcome).Inc()
 	level := slog.LevelInfo

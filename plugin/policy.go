@@ -66,7 +66,6 @@ func (p *Plugin) progress(ctx context.Context, j store.Journey) (progress, error
 	return p.evaluate(j, st), nil
 }
 
-// standing reads what the policy needs about userID.
 // decoyStanding makes the reads a real user's standing makes (the
 // directory's User, contacts and IsAdmin, every flow's Options), for
 // [DecoyUserID], and throws the results away, errors included: a decoy
@@ -88,6 +87,7 @@ func (p *Plugin) decoyStanding(ctx context.Context) {
 	}
 }
 
+// standing reads what the policy needs about userID.
 func (p *Plugin) standing(ctx context.Context, userID string) (standing, error) {
 	u, s, err := p.userSubject(ctx, userID)
 	if err != nil {

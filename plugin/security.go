@@ -358,6 +358,9 @@ func (p *Plugin) settleFactorNotices(ctx context.Context, r *http.Request, pr pr
 	if err != nil {
 		p.log.ErrorContext(ctx, "sspr: record security change failed; the held notices go out after the hold",
 			slog.String("user", pr.user.ID), slog.Any("err", err))
+		if changed {
+			p.recordUnstored(ctx, r, store.AuditEvent{Event: "factor." + h.action, UserID: pr.user.ID, Outcome: outcome, Detail: detail})
+		}
 	}
 	p.worker.Kick()
 }

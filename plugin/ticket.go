@@ -109,13 +109,8 @@ func (p *Plugin) IssueTicket(ctx context.Context, req TicketRequest) (Ticket, er
 				}
 			}
 		}
-		e := store.AuditEvent{Time: now, Event: "ticket.issue", JourneyID: j.ID, UserID: u.ID, Outcome: "ok",
-			Detail: truncateUTF8("by "+req.IssuedBy, 128)}
-		if _, err := tx.AppendAudit(ctx, e); err != nil {
-			return err
-		}
-		p.record(ctx, e)
-		return nil
+		return p.appendAudit(ctx, tx, store.AuditEvent{Event: "ticket.issue", JourneyID: j.ID, UserID: u.ID, Outcome: "ok",
+			Detail: truncateUTF8("by "+req.IssuedBy, 128)})
 	})
 	if err != nil {
 		return Ticket{}, fmt.Errorf("sspr: ticket: %w", err)
