@@ -1081,6 +1081,12 @@ func (p *Plugin) verify(w http.ResponseWriter, r *http.Request) error {
 			if _, err := p.limits.hit(ctx, tx, p.s.Limits.FailuresPerAccount, fk, now); err != nil {
 				return err
 			}
+			if errors.Is(verr, flows.ErrExhausted) {
+				// The last try went wrong: tell the user (ASVS V6.3.5).
+				if err := p.queueAttemptsNotice(ctx, tx, r, j, f, pr, now); err != nil {
+					return err
+				}
+			}
 			return p.audit(ctx, tx, r, "verify."+f.ID(), j.ID, j.UserID, "failed", "wrong response")
 		case errors.Is(verr, flows.ErrWrongResponse), errors.Is(verr, flows.ErrExhausted):
 			return p.audit(ctx, tx, r, "verify."+f.ID(), j.ID, j.UserID, "failed", "challenge not usable")
@@ -1101,6 +1107,9 @@ func (p *Plugin) verify(w http.ResponseWriter, r *http.Request) error {
 		p.worker.Kick()
 		p.afterProved(w, r, j, f, after)
 		return nil
+	}
+	if errors.Is(verr, flows.ErrExhausted) {
+		p.worker.Kick() // the attempts notice
 	}
 	channel := f.Kind() == flows.KindChannel
 	texts := verifyTexts(f)
@@ -1485,4 +1494,32 @@ func (p *Plugin) donePage(w http.ResponseWriter, r *http.Request) error {
 	p.clearCookie(w, r)
 	p.render(w, r, http.StatusOK, "done", "", donePage{SignInURL: p.signInURL(j)})
 	return nil
+}
+
+// attemptsData is what the "attempts" message template receives as .Data.
+type attemptsData struct {
+	// Method is the message key of the check whose tries ran out.
+	Method string
+	// Time is when, and ResetURL where to start a reset.
+	Time, ResetURL string
+}
+
+// queueAttemptsNotice tells every contact address of the journey's user
+// that a check's tries ran out on wrong responses (someone without the
+// right code, or with the email but not the authenticator): OWASP ASVS
+// V6.3.5. A decoy journey queues one message without a recipient instead,
+// so that the last wrong try costs the same store work for an unknown
+// identifier. A challenge runs out once, so each start can cause one.
+func (p *Plugin) queueAttemptsNotice(ctx context.Context, tx store.Tx, r *http.Request, j store.Journey, f flows.Flow, pr progress, now time.Time) error {
+	data := attemptsData{Method: flowTitle(f), Time: now.UTC().Format("2006-01-02 15:04 MST"), ResetURL: p.url("/", nil)}
+	if j.UserID == "" {
+		_, err := p.queueAt(ctx, tx, now, "attempts", "email", "", j.Locale, data)
+		return err
+	}
+	addrs, err := p.addresses(ctx, pr.subject)
+	if err != nil {
+		return err
+	}
+	_, err = p.queueNotices(ctx, tx, now, addrs, "attempts", j.Locale, data)
+	return err
 }

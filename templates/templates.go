@@ -45,12 +45,12 @@ func Pages() []string {
 
 // Emails lists the email templates the plugin requires, without extension.
 func Emails() []string {
-	return []string{"reset", "stepup", "changed", "factor", "ticket", "requested", "admin-reset"}
+	return []string{"reset", "stepup", "changed", "factor", "ticket", "requested", "admin-reset", "attempts"}
 }
 
 // SMS lists the SMS templates the plugin requires, without extension:
 // the codes of flows/sms and the notices the plugin sends to phone
 // numbers.
 func SMS() []string {
-	return []string{"code", "stepup", "enrol", "changed", "factor", "requested"}
+	return []string{"code", "stepup", "enrol", "changed", "factor", "requested", "attempts"}
 }
