@@ -92,6 +92,10 @@ func TestJourneyAddPhoneNumber(t *testing.T) {
 
 	b.page("phone-form", "/recovery/account/security/sms/add", "Add a phone number")
 	b.expectFullWidth("#phone")
+	// Risk information before anyone relies on SMS (ASVS V6.6.1).
+	if got := b.text("#sms-risk"); !strings.Contains(got, "SIM swap") || !strings.Contains(got, "authenticator app or a passkey is safer") {
+		t.Errorf("the phone form's risk note says %q", got)
+	}
 	for _, bad := range []struct{ name, number, want string }{
 		{"phone-landline", "+61 2 5550 1234", "We can't send text messages to that number. Enter a mobile number."},
 		{"phone-junk", "12345", "That doesn't look like a phone number."},
