@@ -119,7 +119,14 @@
 // A known and an unknown identifier get the same status, headers and page
 // and cause the same store work: for an unknown identifier the engine
 // creates a decoy journey whose message has no recipient, and the outbox
-// drops it. Rate limits are sliding windows counted in the store (so every
+// drops it. The decoy journey's pages make the host and store reads a
+// known user's make, for [DecoyUserID], and throw the answers away; the
+// host's [Directory.FindUser] must take the same time for both (read a
+// row either way). Expensive checks (argon2id of recovery codes and
+// security answers, [flows.Preparer]) run before the store's write
+// transaction, one at a time per journey, each attempt counted against
+// the per-IP limit first. When the last try of a check goes wrong, the
+// user's contact addresses are told. Rate limits are sliding windows counted in the store (so every
 // instance shares them): per client address (429 with Retry-After), per
 // account (answered like success, nothing sent) and per destination
 // ([Limits.MessagesPerDestination]: codes and links to one address or
