@@ -18,6 +18,21 @@ import (
 
 var resetCode = regexp.MustCompile(`enter this code there: (\d{8})`)
 
+// mailedCode waits for the n-th message to addr on the SMTP server and
+// returns the reset code in it.
+func mailedCode(t *testing.T, mail *smtptest.Server, addr string, n int) string {
+	t.Helper()
+	msg, err := mail.Wait(t.Context(), addr, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := resetCode.FindStringSubmatch(msg.Text)
+	if m == nil {
+		t.Fatalf("no code in:\n%s", msg.Text)
+	}
+	return m[1]
+}
+
 // forgot starts an authorization as demo-app and follows "Forgot
 // password?" to sspr, submitting identifier. It returns the relying party,
 // the login URL and the page after the identifier.
@@ -118,15 +133,7 @@ func TestEndToEndResetByCode(t *testing.T) {
 	c := newBrowser(t, testRedirectURI)
 	r, loginURL, check := forgot(t, f, c, server.DemoUsername)
 
-	msg, err := mail.Wait(t.Context(), server.DemoEmail, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := resetCode.FindStringSubmatch(msg.Text)
-	if m == nil {
-		t.Fatalf("no code in:\n%s", msg.Text)
-	}
-	code := m[1]
+	code := mailedCode(t, mail, server.DemoEmail, 1)
 	wrong := "00000000"
 	if wrong == code {
 		wrong = "11111111"
