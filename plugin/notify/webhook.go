@@ -394,18 +394,22 @@ func isAlnum(r rune) bool {
 	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r > 0x7f
 }
 
-// LogValue keeps the signing secret out of logs.
+// LogValue keeps the signing secret (and a key in the URL's query) out of
+// logs.
 func (c WebhookConfig) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("url", c.URL), slog.String("secret", "REDACTED"))
+	return slog.GroupValue(slog.String("url", outbound.ShowURL(c.URL)), slog.String("secret", "REDACTED"))
 }
 
 // String keeps the signing secret out of formatted output (%v, %+v).
 func (c WebhookConfig) String() string {
-	return "notify.WebhookConfig{URL: " + c.URL + ", Secret: REDACTED}"
+	return "notify.WebhookConfig{URL: " + outbound.ShowURL(c.URL) + ", Secret: REDACTED}"
 }
 
-// LogValue keeps the signing secret out of logs.
-func (w *Webhook) LogValue() slog.Value { return slog.GroupValue(slog.String("url", w.url)) }
+// LogValue keeps the signing secret (and a key in the URL's query) out of
+// logs.
+func (w *Webhook) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("url", outbound.ShowURL(w.url)))
+}
 
 // String keeps the signing secret out of formatted output.
-func (w *Webhook) String() string { return "notify.Webhook(" + w.url + ")" }
+func (w *Webhook) String() string { return "notify.Webhook(" + outbound.ShowURL(w.url) + ")" }
