@@ -39,6 +39,7 @@
 //	GET|POST /account/password   signed-in password change, after a fresh step-up (and the
 //	                             current password, when the Directory is a [PasswordVerifier])
 //	GET  /account/security       security info: the user's phone numbers, apps, passkeys, codes, questions
+//	POST /account/security       (stepup=1) the step-up a stale removal asked for, then back to the page
 //	GET|POST /account/security/<flow>/add, POST …/remove   change them, after a fresh step-up
 //	POST /account/security/signout-others   end the user's other sessions (no step-up: it only takes access away)
 //	GET|POST /ticket             an administrator's reset link (Plugin.IssueTicket): shows a page, its POST starts the journey
