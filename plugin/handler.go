@@ -1175,12 +1175,8 @@ func (p *Plugin) resend(w http.ResponseWriter, r *http.Request) error {
 		}
 	} else {
 		// A decoy asks the host as a real user's resend does.
-		u, err := p.s.Directory.User(ctx, DecoyUserID)
-		if err != nil {
-			u = User{}
-		}
-		u.ID = DecoyUserID
-		_, _ = p.subject(ctx, u)
+		user, subject = p.decoyUserSubject(ctx)
+		subject = flows.Subject{} // but begins as a decoy
 	}
 	var berr error
 	err = p.atomic(ctx, func(tx store.Tx) error {
@@ -1210,7 +1206,7 @@ func (p *Plugin) resend(w http.ResponseWriter, r *http.Request) error {
 			}
 			pr = p.evaluate(j, st)
 		} else {
-			_, _ = p.standingOf(ctx, DecoyUserID, User{ID: DecoyUserID}, flows.Subject{UserID: DecoyUserID})
+			_, _ = p.standingOf(ctx, DecoyUserID, user, flows.Subject{UserID: DecoyUserID})
 		}
 		return p.renderStep(w, r, http.StatusTooManyRequests, j, f, pr,
 			stepPage{Error: p.tr(r).Get("resend.limit")})

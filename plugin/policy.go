@@ -72,19 +72,23 @@ func (p *Plugin) progress(ctx context.Context, j store.Journey) (progress, error
 // journey's pages must cost what a known user's do, or their timing would
 // tell the two apart.
 func (p *Plugin) decoyStanding(ctx context.Context) {
+	u, s := p.decoyUserSubject(ctx)
+	_, _ = p.standingOf(ctx, DecoyUserID, u, s)
+}
+
+// decoyUserSubject makes the host calls [Plugin.userSubject] makes (the
+// directory's User, the contacts), for [DecoyUserID], and returns the
+// user and subject a decoy's further reads use; the answers themselves
+// are thrown away.
+func (p *Plugin) decoyUserSubject(ctx context.Context) (User, flows.Subject) {
 	u, err := p.s.Directory.User(ctx, DecoyUserID)
 	if err != nil {
-		u = User{ID: DecoyUserID}
+		u = User{}
 	}
 	u.ID = DecoyUserID
 	s, _ := p.subject(ctx, u)
 	s.UserID = DecoyUserID
-	if p.admins != nil {
-		_, _ = p.admins.IsAdmin(ctx, DecoyUserID)
-	}
-	for _, f := range p.s.Flows {
-		_, _ = f.Options(ctx, s)
-	}
+	return u, s
 }
 
 // standing reads what the policy needs about userID.
