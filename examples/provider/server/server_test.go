@@ -293,19 +293,27 @@ func TestMailboxPages(t *testing.T) {
 	}
 	tests := []struct {
 		name, path, remote string
+		header             string // a proxy's header, "Name: value"
 		wantStatus         int
 		wantBody           string
 	}{
-		{"page remote", "/dev/mailbox", "203.0.113.7:40000", http.StatusForbidden, ""},
-		{"json remote", "/dev/mailbox.json", "[2001:db8::1]:40000", http.StatusForbidden, ""},
-		{"page local", "/dev/mailbox", "127.0.0.1:40000", http.StatusOK,
+		{"page remote", "/dev/mailbox", "203.0.113.7:40000", "", http.StatusForbidden, ""},
+		// A reverse proxy on this machine: local address, forwarded client.
+		{"page via a local proxy", "/dev/mailbox", "127.0.0.1:40000", "X-Forwarded-For: 203.0.113.7", http.StatusForbidden, ""},
+		{"json via a local proxy", "/dev/mailbox.json", "[::1]:40000", "Forwarded: for=203.0.113.7", http.StatusForbidden, ""},
+		{"audit via a local proxy", "/dev/audit", "127.0.0.1:40000", "X-Real-IP: 203.0.113.7", http.StatusForbidden, ""},
+		{"json remote", "/dev/mailbox.json", "[2001:db8::1]:40000", "", http.StatusForbidden, ""},
+		{"page local", "/dev/mailbox", "127.0.0.1:40000", "", http.StatusOK,
 			`Open <a href="https://login.example/recovery/link?t=abc&amp;x=1" rel="noreferrer">https://login.example/recovery/link?t=abc&amp;x=1</a>. Code: 12345678 &lt;b&gt;`},
-		{"json local v6", "/dev/mailbox.json", "[::1]:40000", http.StatusOK, `"subject":"Reset \u003cyour\u003e password"`},
+		{"json local v6", "/dev/mailbox.json", "[::1]:40000", "", http.StatusOK, `"subject":"Reset \u003cyour\u003e password"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			req := httptest.NewRequestWithContext(t.Context(), http.MethodGet, tt.path, nil)
 			req.RemoteAddr = tt.remote
+			if name, value, ok := strings.Cut(tt.header, ": "); ok {
+				req.Header.Set(name, value)
+			}
 			rec := httptest.NewRecorder()
 			f.srv.Handler().ServeHTTP(rec, req)
 			if rec.Code != tt.wantStatus {

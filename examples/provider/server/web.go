@@ -452,11 +452,14 @@ func isLoopback(r *http.Request) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// devOnly answers 403 unless the request comes from a loopback address.
-// Behind a reverse proxy on the same machine every request looks local:
-// never expose the dev mailbox that way.
+// devOnly answers 403 unless the request comes from a loopback address
+// and passed no proxy. Behind a reverse proxy on the same machine every
+// request looks local, so a request that names a forwarded client
+// (Forwarded, X-Forwarded-For, X-Real-IP) is refused too: the dev pages
+// show reset codes and links. Still, never put them behind a proxy.
 func (s *Server) devOnly(w http.ResponseWriter, r *http.Request) bool {
-	if isLoopback(r) {
+	proxied := r.Header.Get("Forwarded") != "" || r.Header.Get("X-Forwarded-For") != "" || r.Header.Get("X-Real-Ip") != ""
+	if isLoopback(r) && !proxied {
 		return true
 	}
 	s.logger.WarnContext(r.Context(), "dev page refused to a remote client", slog.String("path", r.URL.Path), slog.String("remote", r.RemoteAddr))
