@@ -11,7 +11,7 @@
 //	/login/passkey         its second step for users with a passkey
 //	/account               who is signed in in this browser, and a sign-out button
 //	/recovery/             sspr: forgot password, linked from the sign-in page
-//	/dev/mailbox(.json)    messages the dev mailbox kept (loopback clients only)
+//	/dev/mailbox(.json)    messages the dev mailbox kept (loopback clients not behind a proxy only)
 //	/dev/audit             sspr's audit trail as JSON (plugin.AuditHandler; loopback clients only)
 //	/dev/metrics           sspr's Prometheus metrics (plugin.MetricsHandler; loopback clients only)
 //	/.well-known/…, /authorize, /oauth/token, /keys, /userinfo, …
@@ -99,7 +99,7 @@
 // password; sspr never signs anybody in by itself.
 //
 // When [Config.SMTP] is empty, sspr's messages go to a [Mailbox] that logs
-// them and keeps the last 100 for /dev/mailbox; tests wait for them with
+// their arrival (never their text) and keeps the last 100 for /dev/mailbox; tests wait for them with
 // [Mailbox.Wait]. Text messages go to the SMS gateway of
 // [Config.SMSWebhook] (signed JSON, notify.Webhook), else to the same
 // mailbox; with an SMTP server but no gateway they are not sent.
