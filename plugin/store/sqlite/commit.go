@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"sync"
@@ -134,12 +135,12 @@ func (c *committer) exclusive(ctx context.Context, fn func(ctx context.Context, 
 // batch runs first and whatever else is waiting (up to maxBatch) in one
 // transaction, then answers them all.
 func (c *committer) batch(first *request) {
-	tx, err := c.db.BeginTx(context.Background(), nil)
+	tx, err := c.begin()
 	if err != nil {
 		first.done <- result{err: commitError{fmt.Errorf("begin: %w", err)}}
 		return
 	}
-	q := uncancelled{tx}
+	q := uncancelled{tx.conn}
 	var ran []*request
 	var deferred *request // a barrier that arrived during the batch
 	var results []result
@@ -166,13 +167,17 @@ func (c *committer) batch(first *request) {
 		}
 	}
 	err = nil
+	bad := false
 	if broken {
-		_ = tx.Rollback()
+		bad = tx.exec("ROLLBACK") != nil
 		err = commitError{errors.New("commit: the transaction failed; nothing of this batch was written")}
-	} else if err = tx.Commit(); err != nil {
-		_ = tx.Rollback()
+	} else if err = tx.exec("COMMIT"); err != nil {
+		bad = tx.exec("ROLLBACK") != nil
 		err = commitError{fmt.Errorf("commit: %w", err)}
 	}
+	// The connection goes back to the pool before the answers: a
+	// deferred barrier (a restarting checkpoint) needs it.
+	tx.close(bad)
 	if err != nil {
 		for i := range results {
 			if !results[i].panicked {
@@ -191,13 +196,54 @@ func (c *committer) batch(first *request) {
 	}
 }
 
+// batchTx is the write transaction of one batch, on the writer's one
+// connection. The committer runs BEGIN and COMMIT itself rather than
+// through [sql.Tx]: database/sql starts a goroutine for every transaction
+// and one more for every query inside it, to watch for a cancellation that
+// never comes here (the batch's statements run uncancelled), and each of
+// them competes with the requests for the processors (about three a reset
+// start; 3 % more starts a second without them).
+type batchTx struct {
+	conn *sql.Conn
+}
+
+// begin takes the writer's connection and starts a write transaction on it.
+func (c *committer) begin() (batchTx, error) {
+	conn, err := c.db.Conn(context.Background())
+	if err != nil {
+		return batchTx{}, err
+	}
+	tx := batchTx{conn: conn}
+	if err := tx.exec("BEGIN IMMEDIATE"); err != nil {
+		tx.close(true)
+		return batchTx{}, err
+	}
+	return tx, nil
+}
+
+// exec runs a statement of the transaction's own (BEGIN, SAVEPOINT, …).
+func (t batchTx) exec(stmt string) error {
+	_, err := t.conn.ExecContext(context.Background(), stmt)
+	return err
+}
+
+// close hands the connection back to the pool, or, when bad is set (it
+// could not roll back, so it may still be inside the transaction), closes
+// it for good: the pool opens a new one for the next batch.
+func (t batchTx) close(bad bool) {
+	if bad {
+		_ = t.conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	_ = t.conn.Close()
+}
+
 // one runs r in a savepoint of tx and rolls the savepoint back when r
 // fails or panics.
-func (c *committer) one(tx *sql.Tx, q querier, r *request) (res result) {
+func (c *committer) one(tx batchTx, q querier, r *request) (res result) {
 	if err := r.ctx.Err(); err != nil {
 		return result{err: err}
 	}
-	if _, err := tx.Exec("SAVEPOINT tx"); err != nil {
+	if err := tx.exec("SAVEPOINT tx"); err != nil {
 		return result{err: fmt.Errorf("savepoint: %w", err)}
 	}
 	defer func() {
@@ -205,7 +251,7 @@ func (c *committer) one(tx *sql.Tx, q querier, r *request) (res result) {
 			res = result{panicked: true, panicVal: v}
 		}
 		if res.err != nil || res.panicked {
-			if _, err := tx.Exec("ROLLBACK TO tx"); err != nil {
+			if err := tx.exec("ROLLBACK TO tx"); err != nil {
 				res.broken = true
 				if !res.panicked {
 					res.err = errors.Join(res.err, fmt.Errorf("rollback: %w", err))
@@ -213,7 +259,7 @@ func (c *committer) one(tx *sql.Tx, q querier, r *request) (res result) {
 				return // releasing now would keep the failed writes
 			}
 		}
-		if _, err := tx.Exec("RELEASE tx"); err != nil {
+		if err := tx.exec("RELEASE tx"); err != nil {
 			res.broken = true
 			if res.err == nil && !res.panicked {
 				res.err = fmt.Errorf("release: %w", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/metrics"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -260,8 +261,70 @@ func brokenBatch(t *testing.T, breaker string) {
 			t.Fatalf("journey %s of a broken batch: %v, want ErrNotFound", id, err)
 		}
 	}
-	// The store still works.
+	// The store still works, and the connection that replaced the broken
+	// one leaves checkpoints to the checkpointer too.
 	if err := s.CreateJourney(ctx, store.Journey{ID: "j-after", CreatedAt: base, ExpiresAt: base.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
+	}
+	var auto int
+	if err := s.writer.QueryRowContext(ctx, "PRAGMA wal_autocheckpoint").Scan(&auto); err != nil || auto != 0 {
+		t.Fatalf("writer after a broken batch: PRAGMA wal_autocheckpoint = %d (%v), want 0", auto, err)
+	}
+}
+
+// goroutinesCreated is how many goroutines the process has started so far.
+func goroutinesCreated() uint64 {
+	s := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// database/sql starts a goroutine for every transaction, and one for every
+// query inside a transaction or under a context that can be cancelled; the
+// driver one more. Writes through the committer and lookups by key start
+// none (there were about three for each reset start), yet a caller that
+// has gone is still refused.
+func TestWritesAndLookupsStartNoGoroutines(t *testing.T) {
+	s := openAt(t, filepath.Join(t.TempDir(), "g.db"))
+	ctx, cancel := context.WithCancel(t.Context()) // like a request's
+	defer cancel()
+	base := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	round := func(i int) {
+		id := fmt.Sprintf("j-%03d", i)
+		err := s.Atomic(ctx, func(tx store.Tx) error {
+			if _, _, err := tx.Hit(ctx, "ip:1", base, time.Minute); err != nil { // a query in the transaction
+				return err
+			}
+			return tx.CreateJourney(ctx, store.Journey{ID: id, CreatedAt: base, ExpiresAt: base.Add(time.Hour)})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Journey(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Factors(ctx, "user", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	round(0) // the pools open their connections
+	before := goroutinesCreated()
+	const n = 100
+	for i := 1; i <= n; i++ {
+		round(i)
+	}
+	// The old code started at least four per round; a few may come from
+	// elsewhere in the process (the test framework, the race detector).
+	if got := goroutinesCreated() - before; got > n/10 {
+		t.Errorf("%d rounds of a write transaction with a query, a journey and a factor lookup started %d goroutines, want (nearly) none", n, got)
+	}
+
+	gone, stop := context.WithCancel(t.Context())
+	stop()
+	if _, err := s.Journey(gone, "j-001"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Journey for a caller that has gone = %v, want context.Canceled", err)
+	}
+	if _, err := s.Factors(gone, "user", ""); !errors.Is(err, context.Canceled) {
+		t.Errorf("Factors for a caller that has gone = %v, want context.Canceled", err)
 	}
 }

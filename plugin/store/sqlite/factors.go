@@ -60,7 +60,7 @@ func (o *ops) Factors(ctx context.Context, userID, flow string) ([]store.Factor,
 	if flow != "" {
 		query, args = `SELECT `+factorCols+` FROM factors WHERE user_id = ? AND flow = ? ORDER BY created_at, id`, []any{userID, flow}
 	}
-	rows, err := o.r.QueryContext(ctx, query, args...)
+	rows, err := o.r.QueryContext(lookupCtx(ctx), query, args...) // a user's few factors, by key
 	if err != nil {
 		return nil, wrap("factors", err)
 	}

@@ -22,6 +22,32 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// byKey runs the Store's single-row reads (a journey, a challenge, a
+// counter, all by key) on the read-only pool without their caller's
+// cancellation: database/sql and the driver watch a cancellable context
+// with a goroutine each for every query, which costs more than these
+// lookups take. A caller that has gone is still refused, before the
+// statement rather than during it. Reads that may scan (the audit trail)
+// keep their cancellation.
+type byKey struct {
+	*sql.DB
+}
+
+// QueryRowContext runs a single-row read; see [byKey].
+func (b byKey) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return b.DB.QueryRowContext(lookupCtx(ctx), query, args...)
+}
+
+// lookupCtx returns ctx without its cancellation, for a read of a few rows
+// by key, unless ctx has ended already: database/sql then refuses it
+// before the statement runs.
+func lookupCtx(ctx context.Context) context.Context {
+	if ctx.Err() != nil {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
+}
+
 // ops implements [store.Tx]. Outside a transaction w is the writer, r the
 // read-only pool and atomically opens a write transaction; inside
 // [Store.Atomic] all three use the transaction.

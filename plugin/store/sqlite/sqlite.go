@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
@@ -95,10 +96,9 @@ func (c Config) Open(ctx context.Context, logger *slog.Logger) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{logger: logger}
-	s.writer, err = sql.Open("sqlite3", dsn(path, c.BusyTimeout, false))
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: open writer: %w", err)
-	}
+	// Checkpoints off the write path (checkpoint.go): none in commits, on
+	// every connection the writer pool opens (a broken one is replaced).
+	s.writer = sql.OpenDB(writerConnector{dsn: dsn(path, c.BusyTimeout, false)})
 	// One connection, kept forever: SQLite has a single writer, and the
 	// connection's statement cache survives.
 	s.writer.SetMaxOpenConns(1)
@@ -122,11 +122,7 @@ func (c Config) Open(ctx context.Context, logger *slog.Logger) (*Store, error) {
 		return nil, errors.Join(fmt.Errorf("sqlite: open reader: %w", err), s.Close())
 	}
 
-	// Checkpoints off the write path (checkpoint.go): none in commits, a
-	// connection of their own.
-	if _, err := s.writer.ExecContext(ctx, "PRAGMA wal_autocheckpoint = 0"); err != nil {
-		return nil, errors.Join(fmt.Errorf("sqlite: open: %w", err), s.Close())
-	}
+	// Checkpoints run on a connection of their own.
 	ckdb, err := sql.Open("sqlite3", dsn(path, c.BusyTimeout, false))
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("sqlite: open checkpointer: %w", err), s.Close())
@@ -140,7 +136,7 @@ func (c Config) Open(ctx context.Context, logger *slog.Logger) (*Store, error) {
 	s.ckpt = &checkpointer{db: ckdb, commit: s.commit, busy: c.BusyTimeout, logger: logger, quit: make(chan struct{}), done: make(chan struct{})}
 	s.ckpt.restartAt.Store(restartPages)
 	go s.ckpt.run()
-	s.ops = ops{w: batched{c: s.commit, direct: s.writer}, r: s.reader, atomically: s.commit.do}
+	s.ops = ops{w: batched{c: s.commit, direct: s.writer}, r: byKey{s.reader}, atomically: s.commit.do}
 	return s, nil
 }
 
@@ -217,6 +213,27 @@ func (c Config) validate() error {
 		errs = append(errs, errors.New("sqlite: config: field 'BusyTimeout': must not be negative"))
 	}
 	return errors.Join(errs...)
+}
+
+// writerConnector opens the writer's connections with automatic
+// checkpoints off (the checkpointer runs them), whichever connection the
+// pool opens: the first, or one replacing a connection closed after an
+// error.
+type writerConnector struct {
+	dsn string
+}
+
+// Connect implements [driver.Connector].
+func (w writerConnector) Connect(context.Context) (driver.Conn, error) {
+	return w.Driver().Open(w.dsn)
+}
+
+// Driver implements [driver.Connector].
+func (writerConnector) Driver() driver.Driver {
+	return &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
+		_, err := c.Exec("PRAGMA wal_autocheckpoint = 0", nil)
+		return err
+	}}
 }
 
 // dsn builds the data source name of the writer or of the read-only pool.
