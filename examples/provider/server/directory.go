@@ -109,7 +109,7 @@ func (d *Directory) lookup(ctx context.Context, identifier string) (plugin.User,
 	var rank int
 	var u plugin.User
 	var hash string
-	err := d.db.QueryRowContext(ctx, `
+	err := d.db.QueryRowContext(byKey(ctx), `
 		WITH m(rank, rid) AS (
 			SELECT 1, rowid FROM users WHERE email_key = ?1
 			UNION ALL SELECT 0, rowid FROM users WHERE username_key = ?1
@@ -141,7 +141,7 @@ func (d *Directory) FindUser(ctx context.Context, identifier string) (plugin.Use
 // plugin.ErrUserNotFound.
 func (d *Directory) User(ctx context.Context, id string) (plugin.User, error) {
 	var u plugin.User
-	err := d.db.QueryRowContext(ctx,
+	err := d.db.QueryRowContext(byKey(ctx),
 		`SELECT id, username, email, display_name FROM users WHERE id = ?`, id).
 		Scan(&u.ID, &u.Username, &u.Email, &u.DisplayName)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -197,7 +197,7 @@ func (d *Directory) RevokeSessions(ctx context.Context, userID string) error {
 // matching plugin.ErrUserNotFound.
 func (d *Directory) sessionEpoch(ctx context.Context, userID string) (int64, error) {
 	var epoch int64
-	err := d.db.QueryRowContext(ctx, `SELECT session_epoch FROM users WHERE id = ?`, userID).Scan(&epoch)
+	err := d.db.QueryRowContext(byKey(ctx), `SELECT session_epoch FROM users WHERE id = ?`, userID).Scan(&epoch)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("server: session epoch of %q: %w", userID, plugin.ErrUserNotFound)
 	}
@@ -292,4 +292,16 @@ func (d *Directory) VerifyPassword(ctx context.Context, id, password string) err
 		return plugin.ErrWrongPassword
 	}
 	return nil
+}
+
+// byKey returns ctx without its cancellation for a lookup by key, unless
+// ctx has ended already (database/sql then refuses the statement): with a
+// cancellable context, database/sql and the SQLite driver start a
+// goroutine each per query to watch it, which costs more than a lookup by
+// key takes, on every reset start.
+func byKey(ctx context.Context) context.Context {
+	if ctx.Err() != nil {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
 }

@@ -1,9 +1,11 @@
 package server
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"path/filepath"
+	"runtime/metrics"
 	"testing"
 
 	"github.com/sspr-go/sspr/plugin"
@@ -49,5 +51,31 @@ func TestLookupPrefersEmail(t *testing.T) {
 	}
 	if _, err := d.FindUser(t.Context(), "nobody@example.org"); !errors.Is(err, plugin.ErrUserNotFound) {
 		t.Errorf("unknown identifier: %v", err)
+	}
+
+	// A lookup starts no goroutine to watch the request's context (it
+	// costs more than the lookup), yet refuses a request that has gone.
+	created := func() uint64 {
+		s := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+		metrics.Read(s)
+		return s[0].Value.Uint64()
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	before := created()
+	for range 50 {
+		if _, err := d.FindUser(ctx, "erin"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.User(ctx, "u3"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := created() - before; n > 10 {
+		t.Errorf("100 lookups started %d goroutines, want (nearly) none", n)
+	}
+	cancel()
+	if _, err := d.FindUser(ctx, "erin"); !errors.Is(err, context.Canceled) {
+		t.Errorf("FindUser for a request that has gone = %v, want context.Canceled", err)
 	}
 }
