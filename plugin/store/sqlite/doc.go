@@ -25,7 +25,9 @@
 //   - a pool of read-only connections (mode=ro) serves plain reads outside
 //     transactions (Journey, Challenge, ChallengeByToken, LatestChallenge,
 //     Count, Audit, OutboxMessage, PasswordHistory, Factor, Factors),
-//     concurrently with the writer.
+//     concurrently with the writer. Reads by key run without their caller's
+//     cancellation, which is checked before the statement instead:
+//     database/sql would start a goroutine per query to watch it.
 //
 // Writes go through one committer goroutine (group commit, commit.go):
 // each write transaction runs in a savepoint of a shared transaction, and
@@ -33,7 +35,7 @@
 // pages reach the write-ahead log once per batch instead of once per
 // transaction; an error or panic rolls back only its own savepoint.
 // Automatic checkpoints are off on the writer: a background goroutine on a
-// third connection runs PASSIVE checkpoints every 50 ms while writes go
+// third connection runs PASSIVE checkpoints every 250 ms while writes go
 // on, and restarts the log between two write transactions once it passes
 // 128 MiB (checkpoint.go), so no request pays for a checkpoint in its
 // commit and the log stays bounded.
