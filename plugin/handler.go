@@ -173,6 +173,10 @@ func (p *Plugin) redirect(w http.ResponseWriter, path string, query url.Values) 
 		u += "?" + query.Encode()
 	}
 	w.Header().Set("Location", u)
+	// No body, and saying so: a handler that flushes the redirect before
+	// its last steps (startJourney) would otherwise answer in chunks, and
+	// the client would wait for the closing chunk after those steps.
+	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusSeeOther)
 }
 

@@ -316,6 +316,24 @@ func headerShape(h http.Header) string {
 	return strings.Join(lines, "\n")
 }
 
+// TestRedirectsSayTheyHaveNoBody: the start flushes its redirect before
+// its last steps (waking the outbox); without a length the answer went out
+// in chunks, and the client waited for the closing chunk until those steps
+// were done.
+func TestRedirectsSayTheyHaveNoBody(t *testing.T) {
+	h := newHarness(t)
+	b := plugintest.NewBrowser(t)
+	for _, id := range []string{"alice", "nobody@example.com"} {
+		p := h.start(b, id)
+		if p.Status != http.StatusSeeOther {
+			t.Fatalf("start %s: status %d, want 303", id, p.Status)
+		}
+		if got := p.Header.Get("Content-Length"); got != "0" || len(p.Body) != 0 {
+			t.Errorf("start %s: Content-Length %q, body %d bytes; want 0 and none", id, got, len(p.Body))
+		}
+	}
+}
+
 func TestSecurityHeadersOnEveryPage(t *testing.T) {
 	h := newHarness(t)
 	b := plugintest.NewBrowser(t)
