@@ -15,7 +15,7 @@ import (
 	"github.com/sspr-go/sspr/plugin/store"
 )
 
-// querier is what *sql.DB and *sql.Tx have in common.
+// querier is what *sql.DB, *sql.Tx and *sql.Conn have in common.
 type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
