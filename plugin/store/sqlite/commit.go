@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // Group commit. Every write transaction of a Store ([Store.Atomic] and the
@@ -26,6 +27,14 @@ import (
 // maxBatch bounds the transactions of one commit, so that a steady stream
 // cannot postpone a commit (and its callers' answers) for long.
 const maxBatch = 64
+
+// maxBatchTime bounds how long a batch goes on taking the transactions
+// that arrive while it runs. A transaction taken early waits for the
+// whole batch's commit; once the batch has run this long it commits, and
+// the rest wait for the next one. A/B at concurrency 8 (7 pairs): p99 of
+// a reset start 9.2–10.2 → 8.8–9.5 ms, p90 5.0–5.2 → 4.8–4.9 ms, the
+// same starts a second.
+const maxBatchTime = time.Millisecond
 
 // request is one write transaction waiting for the committer, or (with
 // barrier set) work that must run on the writer connection between
@@ -146,6 +155,7 @@ func (c *committer) batch(first *request) {
 	var results []result
 	next := first
 	broken := false
+	began := time.Now()
 	for next != nil {
 		res := c.one(tx, q, next)
 		results = append(results, res)
@@ -155,7 +165,7 @@ func (c *committer) batch(first *request) {
 			broken = true
 			break
 		}
-		if len(ran) < maxBatch {
+		if len(ran) < maxBatch && time.Since(began) < maxBatchTime {
 			select {
 			case next = <-c.reqs:
 			default:

@@ -272,6 +272,46 @@ func brokenBatch(t *testing.T, breaker string) {
 	}
 }
 
+// A batch stops taking transactions once it has run for maxBatchTime:
+// those taken early would otherwise wait for all that keep arriving.
+func TestLongBatchCommitsWithoutWaiting(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := openAt(t, filepath.Join(t.TempDir(), "l.db"))
+		base := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+		ctx := t.Context()
+		for _, long := range []bool{false, true} {
+			// A committer of the test's own, not running: the batch is
+			// driven here, with a second transaction already waiting.
+			var sizes []int
+			c := &committer{db: s.writer, reqs: make(chan *request, 1), onBatch: func(n int) { sizes = append(sizes, n) }}
+			create := func(id string, d time.Duration) *request {
+				return &request{ctx: ctx, done: make(chan result, 1), fn: func(q querier) error {
+					time.Sleep(d) // in the bubble: the clock moves, nothing waits
+					o := &ops{w: q, r: q, atomically: func(_ context.Context, fn func(querier) error) error { return fn(q) }}
+					return o.CreateJourney(ctx, store.Journey{ID: id, CreatedAt: base, ExpiresAt: base.Add(time.Hour)})
+				}}
+			}
+			d := time.Duration(0)
+			if long {
+				d = 2 * maxBatchTime
+			}
+			first, later := create(fmt.Sprintf("first-%t", long), d), create(fmt.Sprintf("later-%t", long), 0)
+			c.reqs <- later
+			c.batch(first)
+			if err := (<-first.done).err; err != nil {
+				t.Fatal(err)
+			}
+			want, left := 2, 0
+			if long {
+				want, left = 1, 1
+			}
+			if len(sizes) != 1 || sizes[0] != want || len(c.reqs) != left {
+				t.Fatalf("first transaction long: %t: batch of %v with %d left waiting, want %d with %d left", long, sizes, len(c.reqs), want, left)
+			}
+		}
+	})
+}
+
 // goroutinesCreated is how many goroutines the process has started so far.
 func goroutinesCreated() uint64 {
 	s := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}

@@ -31,7 +31,8 @@
 //
 // Writes go through one committer goroutine (group commit, commit.go):
 // each write transaction runs in a savepoint of a shared transaction, and
-// all that arrived while the previous commit ran commit together, so hot
+// all that arrived while the previous commit ran commit together (a
+// batch takes more for at most a millisecond, maxBatchTime), so hot
 // pages reach the write-ahead log once per batch instead of once per
 // transaction; an error or panic rolls back only its own savepoint.
 // Automatic checkpoints are off on the writer: a background goroutine on a
