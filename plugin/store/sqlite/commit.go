@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	sqlite3 "github.com/mattn/go-sqlite3"
 )
 
 // Group commit. Every write transaction of a Store ([Store.Atomic] and the
@@ -177,17 +179,16 @@ func (c *committer) batch(first *request) {
 		}
 	}
 	err = nil
-	bad := false
 	if broken {
-		bad = tx.exec("ROLLBACK") != nil
+		_ = tx.exec("ROLLBACK")
 		err = commitError{errors.New("commit: the transaction failed; nothing of this batch was written")}
 	} else if err = tx.exec("COMMIT"); err != nil {
-		bad = tx.exec("ROLLBACK") != nil
+		_ = tx.exec("ROLLBACK")
 		err = commitError{fmt.Errorf("commit: %w", err)}
 	}
 	// The connection goes back to the pool before the answers: a
 	// deferred barrier (a restarting checkpoint) needs it.
-	tx.close(bad)
+	tx.close()
 	if err != nil {
 		for i := range results {
 			if !results[i].panicked {
@@ -213,6 +214,11 @@ func (c *committer) batch(first *request) {
 // never comes here (the batch's statements run uncancelled), and each of
 // them competes with the requests for the processors (about three a reset
 // start; 3 % more starts a second without them).
+//
+// The price: a transaction's function must close every *sql.Rows and scan
+// every *sql.Row it opens before it returns (this package always does). A
+// leftover one keeps the connection busy, and handing it back would wait
+// for it, holding every later write; sql.Tx closed leftovers at commit.
 type batchTx struct {
 	conn *sql.Conn
 }
@@ -225,7 +231,7 @@ func (c *committer) begin() (batchTx, error) {
 	}
 	tx := batchTx{conn: conn}
 	if err := tx.exec("BEGIN IMMEDIATE"); err != nil {
-		tx.close(true)
+		tx.close()
 		return batchTx{}, err
 	}
 	return tx, nil
@@ -237,13 +243,18 @@ func (t batchTx) exec(stmt string) error {
 	return err
 }
 
-// close hands the connection back to the pool, or, when bad is set (it
-// could not roll back, so it may still be inside the transaction), closes
-// it for good: the pool opens a new one for the next batch.
-func (t batchTx) close(bad bool) {
-	if bad {
-		_ = t.conn.Raw(func(any) error { return driver.ErrBadConn })
-	}
+// close hands the connection back to the pool, unless it is still inside a
+// transaction (a ROLLBACK that failed): then it is closed for good, and
+// the pool opens a new one for the next batch. A connection that only saw
+// an error (a busy database at BEGIN, a ROLLBACK after SQLite had already
+// ended the transaction) is kept, with its compiled statements.
+func (t batchTx) close() {
+	_ = t.conn.Raw(func(c any) error {
+		if sc, ok := c.(*sqlite3.SQLiteConn); !ok || !sc.AutoCommit() {
+			return driver.ErrBadConn
+		}
+		return nil
+	})
 	_ = t.conn.Close()
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/metrics"
 	"sync"
 	"sync/atomic"
@@ -312,6 +313,60 @@ func TestLongBatchCommitsWithoutWaiting(t *testing.T) {
 	})
 }
 
+// A batch hands its connection back to the pool unless the connection is
+// still inside a transaction; a replacement leaves checkpoints to the
+// checkpointer too.
+func TestCommitterKeepsOnlyCleanConnections(t *testing.T) {
+	s := openAt(t, filepath.Join(t.TempDir(), "k.db"))
+	ctx := t.Context()
+	c := &committer{db: s.writer}
+	// A setting of the connection's own marks it.
+	conn, err := s.writer.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, "PRAGMA cache_size = -1234"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	pragma := func(name string) int {
+		t.Helper()
+		var v int
+		if err := s.writer.QueryRowContext(ctx, "PRAGMA "+name).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+
+	tx, err := c.begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.exec("COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	_ = tx.exec("ROLLBACK") // fails: no transaction; the connection is fine
+	tx.close()
+	if got := pragma("cache_size"); got != -1234 {
+		t.Fatalf("a connection outside any transaction was replaced (cache_size %d)", got)
+	}
+
+	if tx, err = c.begin(); err != nil {
+		t.Fatal(err)
+	}
+	tx.close() // still inside the transaction
+	if got := pragma("cache_size"); got == -1234 {
+		t.Fatal("a connection inside a transaction went back to the pool")
+	}
+	if got := pragma("wal_autocheckpoint"); got != 0 {
+		t.Fatalf("replacement connection: wal_autocheckpoint = %d, want 0", got)
+	}
+	base := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	if err := s.CreateJourney(ctx, store.Journey{ID: "after", CreatedAt: base, ExpiresAt: base.Add(time.Hour)}); err != nil {
+		t.Fatalf("write after the replacement: %v", err)
+	}
+}
+
 // goroutinesCreated is how many goroutines the process has started so far.
 func goroutinesCreated() uint64 {
 	s := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
@@ -347,7 +402,8 @@ func TestWritesAndLookupsStartNoGoroutines(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	round(0) // the pools open their connections
+	round(0)     // the pools open their connections
+	runtime.GC() // the GC's workers (one per P) start with the first cycle
 	before := goroutinesCreated()
 	const n = 100
 	for i := 1; i <= n; i++ {
