@@ -27,8 +27,10 @@ type querier interface {
 // cancellation: database/sql and the driver watch a cancellable context
 // with a goroutine each for every query, which costs more than these
 // lookups take. A caller that has gone is still refused, before the
-// statement rather than during it. Reads that may scan (the audit trail)
-// keep their cancellation.
+// statement rather than during it; a wait for a free connection of the
+// pool does not end with the caller either, and is as short as the reads
+// ahead of it. Reads that may scan (the audit trail) keep their
+// cancellation.
 type byKey struct {
 	*sql.DB
 }
