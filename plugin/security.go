@@ -111,11 +111,7 @@ func (p *Plugin) security(w http.ResponseWriter, r *http.Request, rest string) e
 		return errNotFound
 	}
 	ctx := r.Context()
-	pr, err := p.progress(ctx, store.Journey{UserID: sess.UserID})
-	if err != nil {
-		return err
-	}
-	fresh, err := p.freshStepUp(ctx, r, sess, pr)
+	pr, fresh, err := p.signedInStanding(ctx, r, sess)
 	if err != nil {
 		return err
 	}
@@ -140,11 +136,7 @@ func (p *Plugin) security(w http.ResponseWriter, r *http.Request, rest string) e
 // place it just goes back there.
 func (p *Plugin) stepUpForSecurityPage(w http.ResponseWriter, r *http.Request, sess Session, binding string) error {
 	ctx := r.Context()
-	pr, err := p.progress(ctx, store.Journey{UserID: sess.UserID})
-	if err != nil {
-		return err
-	}
-	fresh, err := p.freshStepUp(ctx, r, sess, pr)
+	pr, fresh, err := p.signedInStanding(ctx, r, sess)
 	if err != nil {
 		return err
 	}

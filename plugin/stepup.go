@@ -109,6 +109,17 @@ func (p *Plugin) signedIn(r *http.Request) (Session, error) {
 	return sess, nil
 }
 
+// signedInStanding reads the signed-in user's progress (their factors)
+// and whether their step-up is fresh (freshStepUp): what every page
+// behind a step-up asks first.
+func (p *Plugin) signedInStanding(ctx context.Context, r *http.Request, sess Session) (pr progress, fresh bool, err error) {
+	if pr, err = p.progress(ctx, store.Journey{UserID: sess.UserID}); err != nil {
+		return pr, false, err
+	}
+	fresh, err = p.freshStepUp(ctx, r, sess, pr)
+	return pr, fresh, err
+}
+
 // freshStepUp reports whether the signed-in user proved a second factor
 // (or, without any, authenticated) no longer than StepUpMaxAge ago: either
 // the host session says so, or a step-up journey of this browser does. pr
@@ -397,11 +408,7 @@ func (p *Plugin) accountPassword(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	pr, err := p.progress(ctx, store.Journey{UserID: sess.UserID})
-	if err != nil {
-		return err
-	}
-	fresh, err := p.freshStepUp(ctx, r, sess, pr)
+	pr, fresh, err := p.signedInStanding(ctx, r, sess)
 	if err != nil {
 		return err
 	}

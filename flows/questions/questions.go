@@ -417,13 +417,11 @@ type checked struct {
 // challenge is not live, or every answer is blank, it hashes nothing.
 func (f *Flow) Prepare(ctx context.Context, r flows.PrepareRequest) (any, error) {
 	p := &prepared{journeyID: r.JourneyID, userID: r.Subject.UserID}
-	c, err := r.Store.LatestChallenge(ctx, r.JourneyID, ID)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return p, nil
-	case err != nil:
+	c, live, err := challenge.Pending(ctx, r.Store, r.JourneyID, ID, r.Env.Now())
+	if err != nil {
 		return nil, fmt.Errorf("questions: prepare: %w", err)
-	case !live(c, r.Env.Now()):
+	}
+	if !live {
 		return p, nil
 	}
 	asked, err := askedIn(c)
@@ -442,11 +440,6 @@ func (f *Flow) Prepare(ctx context.Context, r flows.PrepareRequest) (any, error)
 		return nil, fmt.Errorf("questions: prepare: %w", err)
 	}
 	return p, nil
-}
-
-// live reports whether challenge c accepts a response at now.
-func live(c store.Challenge, now time.Time) bool {
-	return c.UsedAt.IsZero() && c.Attempts < c.MaxAttempts && now.Before(c.ExpiresAt)
 }
 
 // formAnswers returns the n answers of the form, and whether all are

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"time"
 
 	"golang.org/x/crypto/argon2"
 
@@ -301,24 +300,17 @@ func (f *Flow) Prepare(ctx context.Context, r flows.PrepareRequest) (any, error)
 		return nil, nil
 	}
 	p := &prepared{journeyID: r.JourneyID, userID: r.Subject.UserID, code: sha256.Sum256([]byte(code))}
-	c, err := r.Store.LatestChallenge(ctx, r.JourneyID, ID)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return p, nil
-	case err != nil:
+	_, live, err := challenge.Pending(ctx, r.Store, r.JourneyID, ID, r.Env.Now())
+	if err != nil {
 		return nil, fmt.Errorf("recoverycodes: prepare: %w", err)
-	case !live(c, r.Env.Now()):
+	}
+	if !live {
 		return p, nil
 	}
 	if p.set, p.key, err = f.derive(ctx, r.Store, r.Subject.UserID, code); err != nil {
 		return nil, fmt.Errorf("recoverycodes: prepare: %w", err)
 	}
 	return p, nil
-}
-
-// live reports whether challenge c accepts a response at now.
-func live(c store.Challenge, now time.Time) bool {
-	return c.UsedAt.IsZero() && c.Attempts < c.MaxAttempts && now.Before(c.ExpiresAt)
 }
 
 // derive returns the argon2id key of the normalized code against

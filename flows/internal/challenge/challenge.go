@@ -79,6 +79,22 @@ func (c Counter) Live(ctx context.Context, tx store.Tx, journeyID string, now ti
 	return ch, nil
 }
 
+// Pending returns the journey's latest challenge of flow and whether it
+// still accepts a response at now (unused, attempts left, unexpired: what
+// Live checks); a journey without one is not an error. It is for a
+// Preparer, which reads outside the write transaction and only decides
+// whether to do the expensive work.
+func Pending(ctx context.Context, st flows.StoreReader, journeyID, flow string, now time.Time) (store.Challenge, bool, error) {
+	ch, err := st.LatestChallenge(ctx, journeyID, flow)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return ch, false, nil
+	case err != nil:
+		return ch, false, err
+	}
+	return ch, ch.UsedAt.IsZero() && ch.Attempts < ch.MaxAttempts && now.Before(ch.ExpiresAt), nil
+}
+
 // Accept consumes the challenge with its own handle (single use).
 func (c Counter) Accept(ctx context.Context, tx store.Tx, ch store.Challenge, now time.Time) error {
 	if _, err := tx.ConsumeCode(ctx, ch.ID, ch.CodeHash, now); err != nil {
