@@ -11,11 +11,15 @@
 //	/login/passkey         its second step for users with a passkey
 //	/account               who is signed in in this browser, and a sign-out button
 //	/recovery/             sspr: forgot password, linked from the sign-in page
-//	/dev/mailbox(.json)    messages the dev mailbox kept (loopback clients not behind a proxy only)
-//	/dev/audit             sspr's audit trail as JSON (plugin.AuditHandler; loopback clients only)
-//	/dev/metrics           sspr's Prometheus metrics (plugin.MetricsHandler; loopback clients only)
+//	/dev/mailbox(.json)    messages the dev mailbox kept (this machine only*)
+//	/dev/audit             sspr's audit trail as JSON (plugin.AuditHandler; this machine only)
+//	/dev/metrics           sspr's Prometheus metrics (plugin.MetricsHandler; this machine only)
 //	/.well-known/…, /authorize, /oauth/token, /keys, /userinfo, …
 //	                       the OpenID provider (zitadel/oidc op)
+//
+// * The dev pages answer only requests from a loopback address that name
+// this provider or a loopback host and carry no proxy header (Forwarded,
+// X-Forwarded-For, X-Real-IP): they show reset codes and links.
 //
 // # How the pieces fit
 //

@@ -53,12 +53,13 @@ func NewMailbox(logger *slog.Logger, now func() time.Time) *Mailbox {
 	return &Mailbox{logger: logger, now: now, arrived: make(chan struct{})}
 }
 
-// Send implements notify.Sender: it logs that m arrived (never its text)
-// and keeps it. It never fails.
+// Send implements notify.Sender: it logs that m arrived (never its text
+// or recipient) and keeps it. It never fails.
 func (b *Mailbox) Send(ctx context.Context, m notify.Message) error {
 	// Never the text: it holds codes and links, which no log may keep.
+	// Nor the recipient: sspr keeps phone numbers sealed at rest.
 	b.logger.InfoContext(ctx, "dev mailbox: message kept, not sent (no SMTP configured); see /dev/mailbox",
-		slog.String("channel", m.Channel), slog.String("to", m.To), slog.String("subject", m.Subject))
+		slog.String("channel", m.Channel), slog.String("subject", m.Subject))
 
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -306,12 +306,20 @@ func TestMailboxPages(t *testing.T) {
 		{"page local", "/dev/mailbox", "127.0.0.1:40000", "", http.StatusOK,
 			`Open <a href="https://login.example/recovery/link?t=abc&amp;x=1" rel="noreferrer">https://login.example/recovery/link?t=abc&amp;x=1</a>. Code: 12345678 &lt;b&gt;`},
 		{"json local v6", "/dev/mailbox.json", "[::1]:40000", "", http.StatusOK, `"subject":"Reset \u003cyour\u003e password"`},
+		{"json local, the issuer's host", "/dev/mailbox.json", "127.0.0.1:40000", "Host: " + f.srv.Issuer()[len("http://"):], http.StatusOK, `"subject"`},
+		// Another site's page whose name now points at 127.0.0.1 (DNS
+		// rebinding): a local connection that names a foreign host.
+		{"json via DNS rebinding", "/dev/mailbox.json", "127.0.0.1:40000", "Host: attacker.example:9998", http.StatusForbidden, ""},
+		{"audit via DNS rebinding", "/dev/audit", "[::1]:40000", "Host: attacker.example", http.StatusForbidden, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			req := httptest.NewRequestWithContext(t.Context(), http.MethodGet, tt.path, nil)
 			req.RemoteAddr = tt.remote
-			if name, value, ok := strings.Cut(tt.header, ": "); ok {
+			req.Host = "localhost:9998"
+			if name, value, ok := strings.Cut(tt.header, ": "); ok && name == "Host" {
+				req.Host = value
+			} else if ok {
 				req.Header.Set(name, value)
 			}
 			rec := httptest.NewRecorder()
@@ -341,8 +349,8 @@ func TestMailboxNeverLogsTheText(t *testing.T) {
 	if !strings.Contains(got, "Reset your password") {
 		t.Fatalf("the log does not say what arrived: %q", got)
 	}
-	if strings.Contains(got, "48151623") || strings.Contains(got, "SECRET-TOKEN") {
-		t.Fatalf("the log keeps the message's code or link: %q", got)
+	if strings.Contains(got, "48151623") || strings.Contains(got, "SECRET-TOKEN") || strings.Contains(got, "alice@") {
+		t.Fatalf("the log keeps the message's code, link or recipient: %q", got)
 	}
 	if ms := mb.Messages(); len(ms) != 1 || ms[0].Text != m.Text {
 		t.Fatalf("the mailbox lost the text: %+v", ms)

@@ -452,14 +452,35 @@ func isLoopback(r *http.Request) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// devOnly answers 403 unless the request comes from a loopback address
-// and passed no proxy. Behind a reverse proxy on the same machine every
-// request looks local, so a request that names a forwarded client
-// (Forwarded, X-Forwarded-For, X-Real-IP) is refused too: the dev pages
-// show reset codes and links. Still, never put them behind a proxy.
+// localHost reports whether the request names this provider (the
+// issuer's host and port) or a loopback host: a web page whose own name
+// was re-pointed at 127.0.0.1 (DNS rebinding) sends its own name.
+func (s *Server) localHost(r *http.Request) bool {
+	if u, err := url.Parse(s.origin); err == nil && strings.EqualFold(r.Host, u.Host) {
+		return true
+	}
+	host, _, err := net.SplitHostPort(r.Host)
+	if err != nil {
+		host = r.Host
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// devOnly answers 403 unless the request comes from a loopback address,
+// names this provider or a loopback host, and passed no proxy. Behind a
+// reverse proxy on the same machine every request looks local, so a
+// request that names a forwarded client (Forwarded, X-Forwarded-For,
+// X-Real-IP) is refused too, and a page of another site that reaches
+// 127.0.0.1 by DNS rebinding names its own host: the dev pages show reset
+// codes and links. Still, never put them behind a proxy.
 func (s *Server) devOnly(w http.ResponseWriter, r *http.Request) bool {
 	proxied := r.Header.Get("Forwarded") != "" || r.Header.Get("X-Forwarded-For") != "" || r.Header.Get("X-Real-Ip") != ""
-	if isLoopback(r) && !proxied {
+	if isLoopback(r) && !proxied && s.localHost(r) {
 		return true
 	}
 	s.logger.WarnContext(r.Context(), "dev page refused to a remote client", slog.String("path", r.URL.Path), slog.String("remote", r.RemoteAddr))
@@ -470,7 +491,7 @@ func (s *Server) devOnly(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
-// devOnlyHandler serves h to loopback clients only.
+// devOnlyHandler serves h to the requests devOnly lets through.
 func (s *Server) devOnlyHandler(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.devOnly(w, r) {
