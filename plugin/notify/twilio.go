@@ -145,8 +145,14 @@ func (c TwilioConfig) String() string {
 	return "notify.TwilioConfig{AccountSID: " + c.AccountSID + ", AuthToken: REDACTED}"
 }
 
+// GoString keeps the auth token out of %#v too.
+func (c TwilioConfig) GoString() string { return c.String() }
+
 // LogValue keeps the auth token out of logs.
 func (t *Twilio) LogValue() slog.Value { return slog.GroupValue(slog.String("account", t.sid)) }
 
 // String keeps the auth token out of formatted output.
 func (t *Twilio) String() string { return "notify.Twilio(" + t.sid + ")" }
+
+// GoString keeps the auth token out of %#v too.
+func (t *Twilio) GoString() string { return t.String() }

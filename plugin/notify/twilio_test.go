@@ -175,13 +175,13 @@ func TestTwilioConfig(t *testing.T) {
 }
 
 // TestSendersKeepSecretsOutOfLogsAndFormatting: the gateway credentials
-// never show in %v/%+v output or slog lines.
+// never show in %v/%+v/%#v output or slog lines.
 func TestSendersKeepSecretsOutOfLogsAndFormatting(t *testing.T) {
-	const token, secret, key = "twilio-auth-token-0123456789", "webhook-secret-0123456789-0123456789", "gateway-key-in-query-0123456789"
+	const token, secret, key, pathKey = "twilio-auth-token-0123456789", "webhook-secret-0123456789-0123456789", "gateway-key-in-query-0123456789", "gateway-key-in-path-0123456789"
 	tcfg := notify.TwilioConfig{AccountSID: "AC123", AuthToken: token, From: "+15005550006", BaseURL: "http://127.0.0.1:1"}
-	// A gateway that takes its key in the query: the URL is allowed, but
-	// the key must not show either.
-	wcfg := notify.WebhookConfig{URL: "http://127.0.0.1:1/sms?key=" + key, Secret: []byte(secret)}
+	// A gateway that takes keys in its path and query: the URL is
+	// allowed, but the keys must not show either.
+	wcfg := notify.WebhookConfig{URL: "http://127.0.0.1:1/hooks/" + pathKey + "/sms?key=" + key, Secret: []byte(secret)}
 	tw, err := notify.NewTwilio(tcfg)
 	if err != nil {
 		t.Fatal(err)
@@ -193,10 +193,10 @@ func TestSendersKeepSecretsOutOfLogsAndFormatting(t *testing.T) {
 	var logs strings.Builder
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	for _, v := range []any{tcfg, wcfg, tw, wh} {
-		out := fmt.Sprintf("%v %+v %s", v, v, v)
+		out := fmt.Sprintf("%v %+v %s %#v", v, v, v, v)
 		log.Info("sender", "v", v)
 		for _, s := range []string{out, logs.String()} {
-			if strings.Contains(s, token) || strings.Contains(s, secret) || strings.Contains(s, key) {
+			if strings.Contains(s, token) || strings.Contains(s, secret) || strings.Contains(s, key) || strings.Contains(s, pathKey) {
 				t.Fatalf("%T shows its secret: %s", v, s)
 			}
 		}

@@ -394,8 +394,7 @@ func isAlnum(r rune) bool {
 	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r > 0x7f
 }
 
-// LogValue keeps the signing secret (and a key in the URL's query) out of
-// logs.
+// LogValue keeps the signing secret (and a key in the URL) out of logs.
 func (c WebhookConfig) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("url", outbound.ShowURL(c.URL)), slog.String("secret", "REDACTED"))
 }
@@ -405,11 +404,16 @@ func (c WebhookConfig) String() string {
 	return "notify.WebhookConfig{URL: " + outbound.ShowURL(c.URL) + ", Secret: REDACTED}"
 }
 
-// LogValue keeps the signing secret (and a key in the URL's query) out of
-// logs.
+// GoString keeps the signing secret out of %#v too.
+func (c WebhookConfig) GoString() string { return c.String() }
+
+// LogValue keeps the signing secret (and a key in the URL) out of logs.
 func (w *Webhook) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("url", outbound.ShowURL(w.url)))
 }
 
 // String keeps the signing secret out of formatted output.
 func (w *Webhook) String() string { return "notify.Webhook(" + outbound.ShowURL(w.url) + ")" }
+
+// GoString keeps the signing secret out of %#v too.
+func (w *Webhook) GoString() string { return w.String() }

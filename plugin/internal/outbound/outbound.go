@@ -108,19 +108,17 @@ func DrainClose(body io.ReadCloser) {
 }
 
 // ShowURL returns a configured URL as it may be shown in logs and
-// formatted output: its scheme, host and path, with any user info and
-// query (which may hold a key) replaced by "REDACTED" and no fragment.
+// formatted output: its scheme and host (with port) only, followed by
+// "/REDACTED" when there is more. User info, path and query may all hold
+// a key (a gateway's "/hooks/<secret>", "?key=…"), so none is shown.
 func ShowURL(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil {
-		return "(a URL that does not parse)"
+	if err != nil || u.Host == "" {
+		return "(a URL that cannot be shown)"
 	}
-	if u.User != nil {
-		u.User = url.User("REDACTED")
+	shown := u.Scheme + "://" + u.Host
+	if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		shown += "/REDACTED"
 	}
-	if u.RawQuery != "" || u.ForceQuery {
-		u.RawQuery, u.ForceQuery = "REDACTED", false
-	}
-	u.Fragment, u.RawFragment = "", ""
-	return u.String()
+	return shown
 }

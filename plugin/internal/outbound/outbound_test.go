@@ -233,11 +233,16 @@ func TestDrainClose(t *testing.T) {
 
 func TestShowURL(t *testing.T) {
 	for raw, want := range map[string]string{
-		"https://sms.example/send":                    "https://sms.example/send",
-		"https://sms.example/send?key=s3cr3t&to=x":    "https://sms.example/send?REDACTED",
-		"https://user:s3cr3t@sms.example/send#s3cr3t": "https://REDACTED@sms.example/send",
-		"http://[::1]:8080/hook?":                     "http://[::1]:8080/hook?REDACTED",
-		"%zz":                                         "(a URL that does not parse)",
+		"https://sms.example":                         "https://sms.example",
+		"https://sms.example/":                        "https://sms.example",
+		"https://sms.example/send":                    "https://sms.example/REDACTED",
+		"https://sms.example/hooks/T0/B0/s3cr3t":      "https://sms.example/REDACTED",
+		"https://sms.example/send?key=s3cr3t&to=x":    "https://sms.example/REDACTED",
+		"https://user:s3cr3t@sms.example/send#s3cr3t": "https://sms.example/REDACTED",
+		"https://user:s3cr3t@sms.example":             "https://sms.example/REDACTED",
+		"http://[::1]:8080/hook?":                     "http://[::1]:8080/REDACTED",
+		"https:s3cr3t@sms.example":                    "(a URL that cannot be shown)",
+		"%zz":                                         "(a URL that cannot be shown)",
 	} {
 		if got := outbound.ShowURL(raw); got != want || strings.Contains(got, "s3cr3t") {
 			t.Errorf("ShowURL(%q) = %q, want %q", raw, got, want)
