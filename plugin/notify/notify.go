@@ -1,11 +1,14 @@
 // Package notify delivers sspr's outbound messages. Messages are first
 // written to the store's outbox in the same transaction as the journey step
 // that causes them; a [Worker] claims them in batches and hands each to a
-// [Sender] (several recipients at once, one recipient's messages in order)
+// [Sender] (several recipients at once; one recipient's messages of a
+// batch in order, though a retried one arrives after those sent since)
 // with retries and exponential backoff, so no HTTP response waits for SMTP
 // and a restart loses nothing. A batch's outcomes are recorded in one
-// transaction, and a send ends before its claim's lease does, so that no
-// other worker sends the same message meanwhile.
+// transaction; its sends end at half its claim's lease and the recording
+// within the lease, so that no other worker sends the same message
+// meanwhile. A crash between the sends and the recording sends the
+// batch's delivered messages again (at least once, never lost).
 package notify
 
 import (

@@ -385,15 +385,19 @@ func TestWorkerSendsInParallel(t *testing.T) {
 
 func TestSendsEndBeforeTheLease(t *testing.T) {
 	st := openStore(t, filepath.Join(t.TempDir(), "o.db"))
-	const lease = time.Minute
-	var deadline time.Time
-	var ok bool
+	const lease = 4 * time.Second // half of it is less than settleTimeout
+	var deadline, settleBy time.Time
+	var ok, settleOK bool
 	start := time.Now()
 	w, _ := notify.NewWorker(notify.WorkerConfig{Outbox: st, Open: openPlain, Logger: quiet, Lease: lease,
 		Sender: notify.SenderFunc(func(ctx context.Context, _ notify.Message) error {
 			deadline, ok = ctx.Deadline()
 			return nil
-		})})
+		}),
+		Atomic: func(ctx context.Context, fn func(store.Tx) error) error {
+			settleBy, settleOK = ctx.Deadline()
+			return st.Atomic(ctx, fn)
+		}})
 	enqueue(t, st, time.Now(), notify.Message{To: "l@x.test", Text: "t"})
 	if n, err := w.Deliver(t.Context()); n != 1 || err != nil {
 		t.Fatalf("deliver: %d %v", n, err)
@@ -402,6 +406,9 @@ func TestSendsEndBeforeTheLease(t *testing.T) {
 	// must be over, and its outcome recorded, well before that.
 	if !ok || deadline.After(start.Add(lease/2+time.Second)) || deadline.Before(start.Add(lease/4)) {
 		t.Fatalf("send deadline %v (set %v), want about half the lease after %v", deadline, ok, start)
+	}
+	if !settleOK || settleBy.After(time.Now().Add(lease/2)) {
+		t.Fatalf("recording deadline %v (set %v), want within the lease that began at %v", settleBy, settleOK, start)
 	}
 }
 

@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"strconv"
 	"time"
 
 	"github.com/wneessen/go-mail"
+
+	"github.com/sspr-go/sspr/plugin/internal/outbound"
 )
 
 // SMTPConfig configures an [SMTP] sender.
@@ -71,7 +72,7 @@ func NewSMTP(cfg SMTPConfig) (*SMTP, error) {
 	switch {
 	case u.Scheme == "smtps":
 		opts = append(opts, mail.WithSSL())
-	case isLoopbackHost(u.Hostname()):
+	case outbound.LoopbackHost(u.Hostname()):
 		opts = append(opts, mail.WithTLSPolicy(mail.TLSOpportunistic))
 	default:
 		opts = append(opts, mail.WithTLSPolicy(mail.TLSMandatory))
@@ -81,14 +82,6 @@ func NewSMTP(cfg SMTPConfig) (*SMTP, error) {
 		opts = append(opts, mail.WithSMTPAuth(mail.SMTPAuthAutoDiscover), mail.WithUsername(u.User.Username()), mail.WithPassword(pw))
 	}
 	return &SMTP{host: u.Hostname(), opts: opts, from: cfg.From}, nil
-}
-
-func isLoopbackHost(h string) bool {
-	if h == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Send delivers m in one SMTP session.

@@ -215,7 +215,10 @@ func (w *Worker) running(ctx context.Context) bool {
 }
 
 // settleTimeout bounds the recording of a batch's outcomes, which goes on
-// after the worker's context ends.
+// after the worker's context ends; never longer than half the lease
+// either, which is what is left of it once the sends have stopped: a
+// recording after the lease could overwrite what another worker, which
+// claimed the message meanwhile, recorded.
 const settleTimeout = 10 * time.Second
 
 // outcome is what became of one claimed message.
@@ -286,7 +289,7 @@ func (w *Worker) Deliver(ctx context.Context) (int, error) {
 	// What was sent is recorded even when ctx ended meanwhile (a
 	// shutdown): otherwise every message of the batch would be sent again
 	// once its lease ran out.
-	settleCtx, cancelSettle := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	settleCtx, cancelSettle := context.WithTimeout(context.WithoutCancel(ctx), min(settleTimeout, w.cfg.Lease/2))
 	defer cancelSettle()
 	w.settle(settleCtx, outs)
 	return len(msgs), nil
@@ -339,9 +342,6 @@ func (w *Worker) send(ctx context.Context, o *outcome) {
 		// server's "550 <alice@…> rejected"): log and keep it without them.
 		o.reason = sanitize([]byte(err.Error()), msg)
 		log.Log(ctx, level, "notify: delivery failed", slog.Any("message", msg), slog.String("err", o.reason), slog.Bool("dead", o.dead))
-		if len(o.reason) > 200 {
-			o.reason = o.reason[:200]
-		}
 		return
 	}
 	o.delivered = true
