@@ -2,9 +2,12 @@ package plugin_test
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/sspr-go/sspr/plugin"
 	"github.com/sspr-go/sspr/plugin/plugintest"
 )
 
@@ -49,5 +52,73 @@ func TestExhaustedCheckTellsTheUser(t *testing.T) {
 	}
 	if known.Status != unknown.Status || known.Text() != unknown.Text() {
 		t.Fatalf("the last page differs: known %d %q, unknown %d %q", known.Status, known.Text(), unknown.Status, unknown.Text())
+	}
+}
+
+// TestExhaustedCheckDoesTheSameStoreWork (DESIGN "account enumeration:
+// same store work"): the wrong tries that run a check out make the same
+// store calls for a known user (who is told) and an unknown identifier
+// (who is not): one job in the outbox, whose addresses the worker looks
+// up later.
+func TestExhaustedCheckDoesTheSameStoreWork(t *testing.T) {
+	log := &callLog{}
+	h := newHarness(t, func(c *plugin.Config) {
+		c.Store = recordingStore{recordingTx: recordingTx{Tx: c.Store, log: log}, st: c.Store}
+	})
+	tries := func(identifier string) []string {
+		b := plugintest.NewBrowser(t)
+		page := b.Follow(h.start(b, identifier))
+		h.deliver()
+		return log.record(func() {
+			for range 5 {
+				page = b.Submit(page, "/recovery/verify", map[string]string{"code": "00000001"})
+			}
+		})
+	}
+	known := tries("alice@example.com")
+	if !slices.Contains(known, "Enqueue sspr-attempts") {
+		t.Fatalf("the tries that ran the check out queued no job: %q", known)
+	}
+	if unknown := tries("nobody@example.com"); !slices.Equal(unknown, known) {
+		t.Errorf("an unknown identifier's tries differ from a known user's:\n got %q\nwant %q", unknown, known)
+	}
+}
+
+// TestAttemptsNoticesAreLimited: someone who knows only an identifier
+// cannot have the user's addresses told (texted) at will: past
+// Limits.MessagesPerDestination jobs per user and window, nothing more
+// goes out, and that is audited.
+func TestAttemptsNoticesAreLimited(t *testing.T) {
+	h := newHarness(t, func(c *plugin.Config) {
+		c.Limits.MessagesPerDestination = plugin.Limit{N: 1, Window: time.Hour}
+	})
+	const subject = "Wrong codes were entered"
+	for range 3 {
+		b := plugintest.NewBrowser(t)
+		page := b.Follow(h.start(b, "alice@example.com"))
+		h.deliver()
+		for range 5 {
+			page = b.Submit(page, "/recovery/verify", map[string]string{"code": "00000001"})
+		}
+		h.deliver()
+		h.clock.Advance(time.Minute)
+	}
+	n := 0
+	for _, m := range h.mail.to("alice@example.com") {
+		if strings.Contains(m.Subject, subject) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d attempts notices to alice after three runs, want 1", n)
+	}
+	limited := 0
+	for _, e := range h.audit("message.limited") {
+		if strings.Contains(e.Detail, "attempts notices") {
+			limited++
+		}
+	}
+	if limited != 2 {
+		t.Fatalf("attempts jobs audited as limited: %d, want 2", limited)
 	}
 }

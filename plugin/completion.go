@@ -3,6 +3,7 @@ package plugin
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,6 +48,12 @@ const setPasswordTimeout = completionHold / 3
 // is a user ID, and the plugin's sender revokes that user's sessions
 // instead of sending anything.
 const revokeChannel = "sspr-revoke"
+
+// attemptsChannel is the outbox channel of "the last try went wrong"
+// jobs (queueAttemptsNotice): their recipient is a user ID ("" for a decoy
+// journey), and the plugin's sender queues the "attempts" notice to each
+// of that user's addresses instead of sending anything.
+const attemptsChannel = "sspr-attempts"
 
 // changedData is what the "changed" message template receives as .Data.
 type changedData struct {
@@ -228,10 +235,14 @@ func (p *Plugin) commitPassword(ctx context.Context, r *http.Request, j store.Jo
 	return nil
 }
 
-// send is the worker's sender: revocation jobs revoke, everything else
-// goes to the host's Sender.
+// send is the worker's sender: revocation jobs revoke, attempts jobs
+// queue their notices, everything else goes to the host's Sender.
 func (p *Plugin) send(ctx context.Context, m notify.Message) error {
-	if m.Channel != revokeChannel {
+	switch m.Channel {
+	case attemptsChannel:
+		return p.tellAttempts(ctx, m)
+	case revokeChannel:
+	default:
 		return p.s.Sender.Send(ctx, m)
 	}
 	if p.revoker == nil {
@@ -251,6 +262,53 @@ func (p *Plugin) send(ctx context.Context, m notify.Message) error {
 	if err != nil {
 		return fmt.Errorf("sspr: revoke sessions: %w", err)
 	}
+	return nil
+}
+
+// tellAttempts carries out an attempts job (queueAttemptsNotice): it
+// queues the "attempts" notice to every address of the user, at most
+// Limits.MessagesPerDestination jobs per user and window (someone who
+// knows only an identifier could otherwise have the user's phones texted
+// at will), and wakes the worker for them. A user who is gone is told
+// nothing.
+func (p *Plugin) tellAttempts(ctx context.Context, m notify.Message) error {
+	var q queued
+	var data attemptsData
+	if err := errors.Join(json.Unmarshal([]byte(m.Text), &q), json.Unmarshal(q.Data, &data)); err != nil {
+		return notify.Permanent(fmt.Errorf("sspr: attempts job: %w", err))
+	}
+	u, err := p.s.Directory.User(ctx, m.To)
+	if errors.Is(err, ErrUserNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("sspr: attempts job: directory: %w", err)
+	}
+	s, err := p.subject(ctx, u)
+	if err != nil {
+		return fmt.Errorf("sspr: attempts job: %w", err)
+	}
+	addrs, err := p.addresses(ctx, s)
+	if err != nil {
+		return fmt.Errorf("sspr: attempts job: %w", err)
+	}
+	now := p.s.Now()
+	err = p.atomic(ctx, func(tx store.Tx) error {
+		lim, err := p.limits.hit(ctx, tx, p.s.Limits.MessagesPerDestination, p.limits.key("attempts-user", u.ID), now)
+		if err != nil {
+			return err
+		}
+		if lim.exceeded {
+			return p.appendAudit(ctx, tx, store.AuditEvent{Event: "message.limited", Outcome: "limited", JourneyID: q.Journey, UserID: u.ID,
+				Detail: "per-user limit of attempts notices"})
+		}
+		_, err = p.queueNotices(ctx, tx, now, addrs, "attempts", q.Lang, data)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sspr: attempts job: %w", err)
+	}
+	p.worker.Kick()
 	return nil
 }
 

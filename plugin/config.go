@@ -273,7 +273,7 @@ func validate(cfg Config) (*settings, error) {
 			if !validFlowID(id) {
 				errs = append(errs, fieldError("Flows", "entry %d has an invalid ID %q (use a-z, 0-9 and -)", i, id))
 			}
-			if id == oidcFlowID || id == ticketFlowID || id == revokeChannel {
+			if id == oidcFlowID || id == ticketFlowID || id == revokeChannel || id == attemptsChannel {
 				// The engine's own proofs and jobs use these names.
 				errs = append(errs, fieldError("Flows", "entry %d uses the reserved ID %q", i, id))
 			}

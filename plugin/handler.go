@@ -1087,7 +1087,7 @@ func (p *Plugin) verify(w http.ResponseWriter, r *http.Request) error {
 			}
 			if errors.Is(verr, flows.ErrExhausted) {
 				// The last try went wrong: tell the user (ASVS V6.3.5).
-				if err := p.queueAttemptsNotice(ctx, tx, r, j, f, pr, now); err != nil {
+				if err := p.queueAttemptsNotice(ctx, tx, j, f, now); err != nil {
 					return err
 				}
 			}
@@ -1504,22 +1504,19 @@ type attemptsData struct {
 	Time, ResetURL string
 }
 
-// queueAttemptsNotice tells every contact address of the journey's user
-// that a check's tries ran out on wrong responses (someone without the
-// right code, or with the email but not the authenticator): OWASP ASVS
-// V6.3.5. A decoy journey queues one message without a recipient instead,
-// so that the last wrong try costs the same store work for an unknown
-// identifier. A challenge runs out once, so each start can cause one.
-func (p *Plugin) queueAttemptsNotice(ctx context.Context, tx store.Tx, r *http.Request, j store.Journey, f flows.Flow, pr progress, now time.Time) error {
-	data := attemptsData{Method: flowTitle(f), Time: now.UTC().Format("2006-01-02 15:04 MST"), ResetURL: p.url("/", nil)}
-	if j.UserID == "" {
-		_, err := p.queueAt(ctx, tx, now, "attempts", "email", "", j.Locale, data)
-		return err
-	}
-	addrs, err := p.addresses(ctx, pr.subject)
+// queueAttemptsNotice arranges that every contact address of the
+// journey's user hears that a check's tries ran out on wrong responses
+// (someone without the right code, or with the email but not the
+// authenticator): OWASP ASVS V6.3.5. It queues one job, for a known user
+// and for a decoy journey (no recipient) alike, so that the last wrong
+// try costs the same store work whoever the identifier named; the worker
+// looks the addresses up and queues the notices (tellAttempts). A
+// challenge runs out once, so each start can cause one.
+func (p *Plugin) queueAttemptsNotice(ctx context.Context, tx store.Tx, j store.Journey, f flows.Flow, now time.Time) error {
+	d, err := json.Marshal(attemptsData{Method: flowTitle(f), Time: now.UTC().Format("2006-01-02 15:04 MST"), ResetURL: p.url("/", nil)})
 	if err != nil {
-		return err
+		return fmt.Errorf("sspr: encode message data: %w", err)
 	}
-	_, err = p.queueNotices(ctx, tx, now, addrs, "attempts", j.Locale, data)
+	_, err = p.enqueue(ctx, tx, now, queued{Channel: attemptsChannel, To: j.UserID, Lang: j.Locale, Journey: j.ID, Data: d})
 	return err
 }

@@ -454,11 +454,17 @@ func (p *Plugin) openMessage(payload []byte) (notify.Message, error) {
 		return notify.Message{}, err
 	}
 	var q queued
-	if err := json.Unmarshal(raw, &q); err != nil || (q.Template == "" && q.Channel != revokeChannel) {
+	err = json.Unmarshal(raw, &q)
+	if job := q.Channel == revokeChannel || q.Channel == attemptsChannel; err != nil || (q.Template == "" && !job) {
 		return notify.Message{}, fmt.Errorf("sspr: decode message: %w", errors.Join(err, errors.New("not a queued message")))
 	}
-	if q.Channel == revokeChannel {
+	switch q.Channel {
+	case revokeChannel:
 		return notify.Message{Channel: q.Channel, To: q.To}, nil
+	case attemptsChannel:
+		// The job's record travels in Text to send (tellAttempts); a job
+		// never reaches the host's Sender.
+		return notify.Message{Channel: q.Channel, To: q.To, Text: string(raw)}, nil
 	}
 	var data any
 	if err := json.Unmarshal(q.Data, &data); err != nil {
