@@ -3,9 +3,12 @@ package plugin
 import (
 	"context"
 	"testing"
+	"testing/synctest"
 )
 
-func TestKeyedLock(t *testing.T) {
+func TestKeyedLock(t *testing.T) { synctest.Test(t, keyedLockTest) }
+
+func keyedLockTest(t *testing.T) {
 	var k keyedLock
 	unlock, err := k.lock(t.Context(), "j1")
 	if err != nil {
@@ -31,6 +34,12 @@ func TestKeyedLock(t *testing.T) {
 		}
 		got <- u
 	}()
+	synctest.Wait() // the waiter is blocked on the held key
+	select {
+	case <-got:
+		t.Fatal("a second holder got a held key")
+	default:
+	}
 	unlock()
 	(<-got)()
 	if len(k.held) != 0 {

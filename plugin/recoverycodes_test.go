@@ -210,4 +210,23 @@ func TestConcurrentAttemptsBuyNoExtraHashes(t *testing.T) {
 	if n := hashes2.N.Load(); n > limit-1 {
 		t.Fatalf("60 concurrent attempts cost %d argon2id computations; the per-IP limit allows %d", n, limit-1)
 	}
+
+	// With the per-IP limit out of the way, one journey's attempts hash
+	// one at a time: once the challenge's tries are used up, the rest find
+	// it dead and hash nothing (without the lock all 60 hashed at once).
+	h3, hashes3 := recoveryHarness(t, h.store, func(c *plugin.Config) {
+		c.Limits.VerifiesPerIP = plugin.Limit{N: 1000, Window: time.Hour}
+	})
+	b = plugintest.NewBrowser(t)
+	page = b.Follow(h3.emailStep(b, "alice", "alice@example.com"))
+	hashes3.reset()
+	_, form = page.Form("/recovery/verify")
+	form.Set("code", "0000-0000-0000-0000")
+	for range 60 {
+		wg.Go(func() { b.Post(h3.base+"/verify", form) })
+	}
+	wg.Wait()
+	if n := hashes3.N.Load(); n > 5 {
+		t.Fatalf("60 concurrent attempts at one journey cost %d argon2id computations; its challenge allows 5 tries", n)
+	}
 }
