@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sspr-go/sspr/plugin/notify"
@@ -464,27 +465,37 @@ func (c *countingOutbox) Claim(ctx context.Context, now time.Time, lease time.Du
 	return ms, err
 }
 
-func TestWorkerGathersAfterAKick(t *testing.T) {
+// TestWorkerGathersAfterAKick: after a kick the worker waits Gather
+// before it claims, so that messages queued meanwhile go in the same
+// claim. In a synctest bubble the wait is seen: nothing is claimed until
+// the clock passes Gather.
+func TestWorkerGathersAfterAKick(t *testing.T) { synctest.Test(t, workerGathersAfterAKick) }
+
+func workerGathersAfterAKick(t *testing.T) {
 	st := &countingOutbox{Store: openStore(t, filepath.Join(t.TempDir(), "o.db")), idle: make(chan struct{})}
+	const gather = time.Second
 	got := make(chan notify.Message, 2)
-	w, _ := notify.NewWorker(notify.WorkerConfig{Outbox: st, Open: openPlain, Logger: quiet, PollInterval: time.Hour, Gather: time.Second,
+	w, _ := notify.NewWorker(notify.WorkerConfig{Outbox: st, Open: openPlain, Logger: quiet, PollInterval: time.Hour, Gather: gather,
 		Sender: notify.SenderFunc(func(_ context.Context, m notify.Message) error { got <- m; return nil })})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
 	<-st.idle // Run's first look found nothing
-	// Two messages queued and kicked one after the other, well within the
-	// gathering time: one claim takes both.
 	enqueue(t, st, time.Now(), notify.Message{To: "g1@example.com", Text: "1"})
 	w.Kick()
+	synctest.Wait() // the worker waits for the gathering time to pass
+	if n := st.claims.Load(); n != 0 {
+		t.Fatalf("claimed %d time(s) at once after a kick, want a wait of %v first", n, gather)
+	}
+	// A second message and kick within the gathering time: the same
+	// claim takes both.
+	time.Sleep(gather / 2)
 	enqueue(t, st, time.Now(), notify.Message{To: "g2@example.com", Text: "2"})
 	w.Kick()
-	for range 2 {
-		select {
-		case <-got:
-		case <-time.After(10 * time.Second):
-			t.Fatal("not delivered")
-		}
+	time.Sleep(gather)
+	synctest.Wait()
+	if len(got) != 2 {
+		t.Fatalf("%d messages delivered once the gathering time passed, want 2", len(got))
 	}
 	if n := st.claims.Load(); n != 1 {
 		t.Fatalf("%d claims for two messages kicked together, want 1", n)
