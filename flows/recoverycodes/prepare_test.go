@@ -3,6 +3,7 @@ package recoverycodes_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"testing"
 
@@ -67,6 +68,20 @@ func TestHashingOutsideTheWriteTransaction(t *testing.T) {
 	wrong := fx.prepare(t, "j4", alice, "0000-0000-0000-0000")
 	if err := fx.verifyPrepared(t, "j4", alice, codes[3], wrong); !errors.Is(err, flows.ErrWrongResponse) {
 		t.Fatalf("verify with another code's value: %v", err)
+	}
+	// Nor does another of the user's own codes: the entered code is
+	// checked against what was prepared, so nothing is used up.
+	fx.begin(t, "j5", alice)
+	mine := fx.prepare(t, "j5", alice, codes[4])
+	if err := fx.verifyPrepared(t, "j5", alice, codes[3], mine); !errors.Is(err, flows.ErrWrongResponse) {
+		t.Fatalf("verify with another of the user's codes prepared: %v", err)
+	}
+	for i, code := range []string{codes[4], codes[3]} {
+		jid := fmt.Sprintf("j%d", 6+i)
+		fx.begin(t, jid, alice)
+		if err := fx.verifyPrepared(t, jid, alice, code, nil); err != nil {
+			t.Fatalf("code %d after a mismatched prepared value: %v", 4-i, err)
+		}
 	}
 }
 
