@@ -156,7 +156,7 @@ func (f *Flow) sendEnrolCode(ctx context.Context, r flows.EnrolRequest) (flows.E
 		CreatedAt:   now,
 		ExpiresAt:   now.Add(f.cfg.CodeTTL),
 	}
-	c.CodeHash = f.enrolMAC(r.Env, r.UserID, c.ID, number, code)
+	c.CodeHash = r.Env.MAC(macEnrolCode, enrolCodeParts(r.UserID, c.ID, number, code)...)
 	err = f.cfg.Store.Atomic(ctx, func(tx store.Tx) error {
 		var err error
 		if refused, err = f.refuse(ctx, tx, r.UserID, number); err != nil || refused != "" {
@@ -218,7 +218,7 @@ func (f *Flow) resendEnrolCode(ctx context.Context, r flows.EnrolRequest, st enr
 			msg = "sms.enrol.exhausted"
 			return nil
 		}
-		_, err = tx.ReissueChallenge(ctx, c.ID, nil, f.enrolMAC(r.Env, r.UserID, c.ID, st.Number, code), now.Add(f.cfg.CodeTTL), f.cfg.MaxResends)
+		_, err = tx.ReissueChallenge(ctx, c.ID, nil, r.Env.MAC(macEnrolCode, enrolCodeParts(r.UserID, c.ID, st.Number, code)...), now.Add(f.cfg.CodeTTL), f.cfg.MaxResends)
 		switch {
 		case errors.Is(err, store.ErrExhausted):
 			msg = "sms.enrol.resend_limit"
@@ -264,7 +264,7 @@ func (f *Flow) confirmEnrol(ctx context.Context, r flows.EnrolRequest, st enrolS
 		// A wrong code must be counted, so every outcome below commits.
 		c, err := tx.Challenge(ctx, st.Challenge)
 		if err == nil {
-			_, err = otpcode.Consume(ctx, tx, c, f.enrolMACs(r.Env, r.UserID, st.Challenge, st.Number, code), now)
+			_, err = otpcode.Consume(ctx, tx, c, r.Env.MACs(macEnrolCode, enrolCodeParts(r.UserID, st.Challenge, st.Number, code)...), now)
 		}
 		var ve *flows.VerifyError
 		switch {
@@ -314,15 +314,10 @@ func (f *Flow) confirmEnrol(ctx context.Context, r flows.EnrolRequest, st enrolS
 	return withError(f.numberPage(""), msg), nil
 }
 
-// enrolMAC is the keyed hash of an enrolment code, bound to the user, the
-// challenge and the number.
-func (f *Flow) enrolMAC(env flows.Env, userID, challengeID, number, code string) []byte {
-	return env.MAC(macEnrolCode, []byte(userID), []byte(challengeID), []byte(number), []byte(code))
-}
-
-// enrolMACs is enrolMAC under every configured key, current first.
-func (f *Flow) enrolMACs(env flows.Env, userID, challengeID, number, code string) [][]byte {
-	return env.MACs(macEnrolCode, []byte(userID), []byte(challengeID), []byte(number), []byte(code))
+// enrolCodeParts are what an enrolment code's keyed hash (macEnrolCode)
+// binds it to: the user, the challenge and the number.
+func enrolCodeParts(userID, challengeID, number, code string) [][]byte {
+	return [][]byte{[]byte(userID), []byte(challengeID), []byte(number), []byte(code)}
 }
 
 // numberPage is the number step, with phone typed already.

@@ -556,3 +556,26 @@ func TestNumbersThatDoNotOpen(t *testing.T) {
 		}
 	}
 }
+
+// TestCodeSurvivesKeyRotation: a code texted under the old key still
+// verifies after the plugin's keys rotate (the old key kept second), for
+// a reset and for adding a number alike; under a retired key it does not.
+func TestCodeSurvivesKeyRotation(t *testing.T) {
+	fx := setup(t, sms.Config{})
+	k1, k2 := []byte("key one, 32 bytes long at least!"), []byte("key two, 32 bytes long at least!")
+	fx.env.SetKeys(k1)
+	_, code := fx.begin(t, "j1", alice, "c1")
+	_, code2 := fx.begin(t, "j2", alice, "c1")
+	page, enrolCode := fx.sendCode(t, "dana", "+61 491 570 157")
+	fx.env.SetKeys(k2, k1)
+	if err := fx.verify(t, "j1", alice, code); err != nil {
+		t.Fatalf("code texted under the old key: %v", err)
+	}
+	if page = fx.finish(t, "dana", page.State, url.Values{"code": {enrolCode}}); !page.Added {
+		t.Fatalf("enrolment code texted under the old key: %+v", page)
+	}
+	fx.env.SetKeys(k2)
+	if err := fx.verify(t, "j2", alice, code2); !errors.Is(err, flows.ErrWrongResponse) {
+		t.Fatalf("code under a retired key: %v", err)
+	}
+}
