@@ -488,7 +488,7 @@ func (p *Plugin) startJourney(w http.ResponseWriter, r *http.Request) error {
 
 	// Look the user up before the transaction: the directory is the host's
 	// I/O and must not hold the store's write lock.
-	var subject flows.Subject
+	var subject, decoy flows.Subject
 	accountKey := "unknown:" + strings.ToLower(identifier)
 	known := false
 	u, err := p.s.Directory.FindUser(ctx, identifier)
@@ -504,7 +504,8 @@ func (p *Plugin) startJourney(w http.ResponseWriter, r *http.Request) error {
 		// matches nobody: ask for a user ID no user has.
 		// What it answers (an error included) is thrown away: an unknown
 		// identifier must not fail where a known one succeeds.
-		_, _ = p.subject(ctx, User{ID: DecoyUserID})
+		decoy, _ = p.subject(ctx, User{ID: DecoyUserID})
+		decoy.UserID = DecoyUserID
 	default:
 		return internalError(fmt.Errorf("sspr: directory: %w", err))
 	}
@@ -512,10 +513,15 @@ func (p *Plugin) startJourney(w http.ResponseWriter, r *http.Request) error {
 	// asks, so that the next page never tells accounts apart: a user who
 	// cannot use it (a phone only) gets a decoy of it and switches on that
 	// page, as anyone can. Every channel's options are read for every
-	// identifier (an unknown one's with an empty subject).
+	// identifier: an unknown one's for DecoyUserID, the answers (errors
+	// included) thrown away.
 	flow, option := p.channels[0], flows.Option{Flow: p.channels[0].ID()}
 	usable, first := false, false
 	for i, f := range p.channels {
+		if !known {
+			_, _ = f.Options(ctx, decoy)
+			continue
+		}
 		opts, err := f.Options(ctx, subject)
 		if err != nil {
 			return internalError(err)

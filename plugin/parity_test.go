@@ -12,6 +12,7 @@ import (
 	"github.com/sspr-go/sspr/flows/sms"
 	"github.com/sspr-go/sspr/plugin"
 	"github.com/sspr-go/sspr/plugin/plugintest"
+	"github.com/sspr-go/sspr/plugin/store"
 	"github.com/sspr-go/sspr/plugin/store/postgres"
 )
 
@@ -119,6 +120,40 @@ func TestUnknownIdentifierOnPostgresWithSMS(t *testing.T) {
 		}
 		if p := b.Get(h.base + "/verify"); p.Status != http.StatusOK {
 			t.Fatalf("check page for %s: status %d", id, p.Status)
+		}
+	}
+}
+
+// decoyFailingStore fails every read of DecoyUserID's factors, as a store
+// might for a user ID it never saw.
+type decoyFailingStore struct{ store.Store }
+
+func (s decoyFailingStore) Factors(ctx context.Context, userID, flow string) ([]store.Factor, error) {
+	if userID == plugin.DecoyUserID {
+		return nil, errors.New("no such user")
+	}
+	return s.Store.Factors(ctx, userID, flow)
+}
+
+// TestDecoyOptionsErrorsDoNotShow: a start for an unknown identifier asks
+// every channel for DecoyUserID's options and throws the answer away, an
+// error included: it answers as a known user's start does.
+func TestDecoyOptionsErrorsDoNotShow(t *testing.T) {
+	h := newHarness(t, func(c *plugin.Config) {
+		mail, err := email.New(email.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		text, err := sms.New(sms.Config{Store: decoyFailingStore{c.Store}, Keys: [][]byte{[]byte("sms test key, exactly 32 bytes!!")}, Now: c.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Flows = []flows.Flow{mail, text}
+	})
+	for _, id := range []string{"alice@example.com", "nobody@example.com"} {
+		b := plugintest.NewBrowser(t)
+		if p := h.start(b, id); p.Status != http.StatusSeeOther {
+			t.Fatalf("start for %s: status %d", id, p.Status)
 		}
 	}
 }

@@ -186,27 +186,16 @@ const (
 	refFactor  = "f"
 )
 
-// decoyUser is the user ID whose factors a decoy's Options read. It is
-// plain ASCII (valid text in any store; PostgreSQL refuses a NUL byte) and
-// what the read finds is thrown away, so even a real user of that ID
-// would change nothing.
-const decoyUser = "sspr-decoy-user"
-
 // Options offers one option per phone number of s that can receive text
 // messages: the numbers the host verified (s.Phones; numbers that do not
 // normalize are skipped) and those the user enrolled here, without
 // duplicates. A host number's Ref is "c" and its index in s.Phones, an
 // enrolled one's "f" and its factor ID; the Hint is the [Mask]ed number.
-// A decoy has none, but costs the same store read as a user without
-// numbers (its own user ID matches no factor), so that a reset's first
-// page takes as long for unknown identifiers as for known ones.
+// Every subject costs the same store read, one of its enrolled numbers,
+// a decoy's too (the engine asks for plugin.DecoyUserID's and throws the
+// answer away), so that a reset's first page takes as long for unknown
+// identifiers as for known ones.
 func (f *Flow) Options(ctx context.Context, s flows.Subject) ([]flows.Option, error) {
-	if s.UserID == "" {
-		if _, err := f.enrolled(ctx, f.cfg.Store, decoyUser); err != nil {
-			return nil, fmt.Errorf("sms: options: %w", err)
-		}
-		return nil, nil
-	}
 	ps, err := f.phones(ctx, s)
 	if err != nil {
 		return nil, fmt.Errorf("sms: options: %w", err)

@@ -245,9 +245,10 @@ func (r *readCounter) Factors(ctx context.Context, userID, flow string) ([]store
 	return r.Store.Factors(ctx, userID, flow)
 }
 
-// TestDecoyOptionsReadTheStore: a decoy's options cost the store read that
-// a user without numbers costs, so that the first page of a reset takes as
-// long for an unknown identifier.
+// TestDecoyOptionsReadTheStore: options cost one store read whatever the
+// subject, one without a user ID too, so that the first page of a reset
+// takes as long for an unknown identifier (the engine asks for
+// plugin.DecoyUserID's).
 func TestDecoyOptionsReadTheStore(t *testing.T) {
 	fx := setup(t, sms.Config{})
 	rc := &readCounter{Store: fx.st}
