@@ -14,6 +14,7 @@ import (
 
 	"github.com/sspr-go/sspr/flows"
 	"github.com/sspr-go/sspr/flows/internal/challenge"
+	"github.com/sspr-go/sspr/flows/internal/factors"
 	"github.com/sspr-go/sspr/plugin/password"
 	"github.com/sspr-go/sspr/plugin/store"
 )
@@ -202,30 +203,19 @@ func (f *Flow) replace(ctx context.Context, st store.FactorStore, env flows.Env,
 		return err
 	}
 	now := env.Now()
-	write := func(tx store.FactorStore) error {
-		if _, err := tx.DeleteFactors(ctx, userID, ID); err != nil {
-			return err
+	fs := make([]store.Factor, len(keys))
+	for i, k := range keys {
+		fs[i] = store.Factor{
+			ID:        challenge.RandomID(),
+			UserID:    userID,
+			Flow:      ID,
+			Name:      Name,
+			Secret:    env.MAC(setPurpose, setParts(userID, set, k)...),
+			Data:      data,
+			CreatedAt: now,
 		}
-		for _, k := range keys {
-			err := tx.CreateFactor(ctx, store.Factor{
-				ID:        challenge.RandomID(),
-				UserID:    userID,
-				Flow:      ID,
-				Name:      Name,
-				Secret:    env.MAC(setPurpose, setParts(userID, set, k)...),
-				Data:      data,
-				CreatedAt: now,
-			})
-			if err != nil {
-				return err
-			}
-		}
-		return nil
 	}
-	if s, ok := st.(store.Store); ok {
-		return s.Atomic(ctx, func(tx store.Tx) error { return write(tx) })
-	}
-	return write(st)
+	return factors.Replace(ctx, st, userID, ID, fs...)
 }
 
 // deriveAll computes the argon2id keys of codes with the set's salt, as
