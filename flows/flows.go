@@ -230,9 +230,10 @@ type PrepareRequest struct {
 // [Flow.Verify] in [VerifyRequest.Prepared].
 //
 // Prepare changes nothing: it never counts an attempt and never uses a
-// code. Verify re-reads everything in its transaction and trusts a
-// prepared result only for the exact stored hash (salt and hash) it was
-// computed against; when the stored data changed in between (the
+// code. Verify re-reads in its transaction what decides the outcome (at
+// least the challenge) and trusts a prepared result only for the exact
+// stored data it was computed against (a set's salt, bound into the
+// stored keyed hash, or the answers' hashes); when it changed in between (the
 // challenge was used, the set of answers or codes was replaced), the
 // response is wrong and counted as such. A decoy or a user without the
 // factor does the same expensive work in Prepare as a real one. The

@@ -125,9 +125,10 @@
 // host's [Directory.FindUser] must take the same time for both (read a
 // row either way). Expensive checks (argon2id of recovery codes and
 // security answers, [flows.Preparer]) run before the store's write
-// transaction, one at a time per journey, each attempt counted against
-// the per-IP limit first. When the last try of a check goes wrong, the
-// user's contact addresses are told. Rate limits are sliding windows counted in the store (so every
+// transaction, one at a time per journey within a process (instances
+// sharing a store may each run one), each attempt counted against the
+// per-IP limit first. When the last try of a check goes wrong, the
+// user's contact addresses are told (the outbox worker looks them up). Rate limits are sliding windows counted in the store (so every
 // instance shares them): per client address (429 with Retry-After), per
 // account (answered like success, nothing sent) and per destination
 // ([Limits.MessagesPerDestination]: codes and links to one address or
