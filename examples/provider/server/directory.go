@@ -138,13 +138,22 @@ func (d *Directory) FindUser(ctx context.Context, identifier string) (plugin.Use
 }
 
 // User returns the user with the given ID, or an error matching
-// plugin.ErrUserNotFound.
+// plugin.ErrUserNotFound. Like [Directory.FindUser] it reads a row either
+// way (the first user's, thrown away, for an ID nobody has): sspr asks for
+// plugin.DecoyUserID on an unknown identifier's pages, which must cost
+// what a known user's do.
 func (d *Directory) User(ctx context.Context, id string) (plugin.User, error) {
 	var u plugin.User
-	err := d.db.QueryRowContext(byKey(ctx),
-		`SELECT id, username, email, display_name FROM users WHERE id = ?`, id).
-		Scan(&u.ID, &u.Username, &u.Email, &u.DisplayName)
-	if errors.Is(err, sql.ErrNoRows) {
+	var found bool
+	err := d.db.QueryRowContext(byKey(ctx), `
+		WITH m(found, rid) AS (
+			SELECT 1, rowid FROM users WHERE id = ?1
+			UNION ALL SELECT 0, min(rowid) FROM users
+		), best AS (SELECT found, rid FROM m ORDER BY found DESC LIMIT 1)
+		SELECT best.found, u.id, u.username, u.email, u.display_name
+		FROM best JOIN users AS u ON u.rowid = best.rid`, id).
+		Scan(&found, &u.ID, &u.Username, &u.Email, &u.DisplayName)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && !found) {
 		return plugin.User{}, fmt.Errorf("server: user %q: %w", id, plugin.ErrUserNotFound)
 	}
 	if err != nil {

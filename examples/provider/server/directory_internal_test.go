@@ -28,6 +28,9 @@ func TestLookupPrefersEmail(t *testing.T) {
 	if _, err := d.FindUser(t.Context(), "dana@example.org"); !errors.Is(err, plugin.ErrUserNotFound) {
 		t.Fatalf("empty table: %v", err)
 	}
+	if _, err := d.User(t.Context(), "u1"); !errors.Is(err, plugin.ErrUserNotFound) {
+		t.Fatalf("User on an empty table: %v", err)
+	}
 	add := func(id, username, email string) {
 		t.Helper()
 		if _, err := db.ExecContext(t.Context(), `INSERT INTO users (id, username, username_key, email, email_key, display_name, password_hash, password_changed_at, created_at)
@@ -52,6 +55,15 @@ func TestLookupPrefersEmail(t *testing.T) {
 	}
 	if _, err := d.FindUser(t.Context(), "nobody@example.org"); !errors.Is(err, plugin.ErrUserNotFound) {
 		t.Errorf("unknown identifier: %v", err)
+	}
+	// User reads a row either way too, and returns only the one asked for.
+	for _, id := range []string{"u1", "u4"} {
+		if u, err := d.User(t.Context(), id); err != nil || u.ID != id {
+			t.Errorf("User(%q) = %q, %v", id, u.ID, err)
+		}
+	}
+	if u, err := d.User(t.Context(), plugin.DecoyUserID); !errors.Is(err, plugin.ErrUserNotFound) {
+		t.Errorf("User(DecoyUserID) = %q, %v; want not found", u.ID, err)
 	}
 
 	// A lookup starts no goroutine to watch the request's context (it
