@@ -55,10 +55,16 @@ const revokeChannel = "sspr-revoke"
 // of that user's addresses instead of sending anything.
 const attemptsChannel = "sspr-attempts"
 
-// changedData is what the "changed" message template receives as .Data.
+// changedData is what the "changed" message template receives as .Data,
+// and what every notice's data holds: when, and where to start a reset.
 type changedData struct {
 	Time     string
 	ResetURL string
+}
+
+// noticeData is the changedData of a notice about something at now.
+func (p *Plugin) noticeData(now time.Time) changedData {
+	return changedData{Time: now.UTC().Format("2006-01-02 15:04 MST"), ResetURL: p.url("/", nil)}
 }
 
 // adminResetData is what the "admin-reset" message template receives.
@@ -93,12 +99,12 @@ func (p *Plugin) commitPassword(ctx context.Context, r *http.Request, j store.Jo
 	started := wall() // the hold runs on the outbox's clock, but a slow directory on the wall clock
 	held := now.Add(completionHold)
 	lang := p.locale(r)
-	stamp := now.UTC().Format("2006-01-02 15:04 MST")
+	notice := p.noticeData(now)
 	var notices []int64
 	var job int64
 	err = p.atomic(ctx, func(tx store.Tx) error {
 		notices = notices[:0]
-		ids, err := p.queueNotices(ctx, tx, held, addrs, "changed", lang, changedData{Time: stamp, ResetURL: p.url("/", nil)})
+		ids, err := p.queueNotices(ctx, tx, held, addrs, "changed", lang, notice)
 		if err != nil {
 			return err
 		}
@@ -109,7 +115,7 @@ func (p *Plugin) commitPassword(ctx context.Context, r *http.Request, j store.Jo
 		}
 		admin := cmp.Or(pr.user.DisplayName, pr.user.Username, pr.user.Email, pr.user.ID)
 		for _, a := range others {
-			id, err := p.queueAt(ctx, tx, held, "admin-reset", "email", a.Email, cmp.Or(a.Locale, lang), adminResetData{Admin: admin, Time: stamp, How: how})
+			id, err := p.queueAt(ctx, tx, held, "admin-reset", "email", a.Email, cmp.Or(a.Locale, lang), adminResetData{Admin: admin, Time: notice.Time, How: how})
 			if err != nil {
 				return err
 			}

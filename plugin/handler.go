@@ -583,7 +583,7 @@ func (p *Plugin) startJourney(w http.ResponseWriter, r *http.Request) error {
 		if outcome == "ok" && len(addrs) > 0 {
 			// Tell the user's other addresses (Config.NotifyResetRequests).
 			rest := slices.DeleteFunc(slices.Clone(addrs), func(a address) bool { return slices.Contains(sent, a.to) })
-			data := changedData{Time: now.UTC().Format("2006-01-02 15:04 MST"), ResetURL: p.url("/", nil)}
+			data := p.noticeData(now)
 			if _, err := p.queueNotices(ctx, tx, now, rest, "requested", j.Locale, data); err != nil {
 				return err
 			}
@@ -1506,8 +1506,7 @@ func (p *Plugin) donePage(w http.ResponseWriter, r *http.Request) error {
 type attemptsData struct {
 	// Method is the message key of the check whose tries ran out.
 	Method string
-	// Time is when, and ResetURL where to start a reset.
-	Time, ResetURL string
+	changedData
 }
 
 // queueAttemptsNotice arranges that every contact address of the
@@ -1519,7 +1518,7 @@ type attemptsData struct {
 // looks the addresses up and queues the notices (tellAttempts). A
 // challenge runs out once, so each start can cause one.
 func (p *Plugin) queueAttemptsNotice(ctx context.Context, tx store.Tx, j store.Journey, f flows.Flow, now time.Time) error {
-	d, err := json.Marshal(attemptsData{Method: flowTitle(f), Time: now.UTC().Format("2006-01-02 15:04 MST"), ResetURL: p.url("/", nil)})
+	d, err := json.Marshal(attemptsData{Method: flowTitle(f), changedData: p.noticeData(now)})
 	if err != nil {
 		return fmt.Errorf("sspr: encode message data: %w", err)
 	}

@@ -253,7 +253,8 @@ func (p *Plugin) removeFactor(w http.ResponseWriter, r *http.Request, sess Sessi
 
 // factorData is what the "factor" message template receives as .Data.
 type factorData struct {
-	Action, Method, Time, ResetURL string
+	Action, Method string
+	changedData
 }
 
 // heldNotices are the "factor" notices of one change, queued before it and
@@ -275,7 +276,7 @@ type heldNotices struct {
 func (p *Plugin) holdFactorNotices(ctx context.Context, r *http.Request, pr progress, f flows.Flow, action string) (heldNotices, error) {
 	now := p.s.Now()
 	h := heldNotices{action: action, started: time.Now(),
-		data: factorData{Action: action, Method: flowTitle(f), Time: now.UTC().Format("2006-01-02 15:04 MST"), ResetURL: p.url("/", nil)}}
+		data: factorData{Action: action, Method: flowTitle(f), changedData: p.noticeData(now)}}
 	addrs, err := p.addresses(ctx, pr.subject)
 	if err != nil {
 		return h, internalError(err)

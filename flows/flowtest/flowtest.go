@@ -26,11 +26,11 @@ type Env struct {
 	mu     sync.Mutex
 	now    time.Time
 	queued []flows.Message
-	keys   [][]byte // current first; nil means DefaultKey alone
+	keys   [][]byte // current first; nil means defaultKey alone
 }
 
-// DefaultKey is the MAC key of a new Env.
-const DefaultKey = "flowtest key, never use in production"
+// defaultKey is the MAC key of a new Env.
+const defaultKey = "flowtest key, never use in production"
 
 var _ flows.Env = (*Env)(nil)
 
@@ -53,7 +53,7 @@ func (e *Env) Queued() []flows.Message {
 	return append([]flows.Message(nil), e.queued...)
 }
 
-// MAC is HMAC-SHA-256 under the current key ([DefaultKey] unless
+// MAC is HMAC-SHA-256 under the current key (defaultKey unless
 // rotated), length-prefixing each part.
 func (e *Env) MAC(purpose string, parts ...[]byte) []byte {
 	return e.MACs(purpose, parts...)[0]
@@ -65,7 +65,7 @@ func (e *Env) MACs(purpose string, parts ...[]byte) [][]byte {
 	keys := e.keys
 	e.mu.Unlock()
 	if len(keys) == 0 {
-		keys = [][]byte{[]byte(DefaultKey)}
+		keys = [][]byte{[]byte(defaultKey)}
 	}
 	out := make([][]byte, len(keys))
 	for i, k := range keys {
@@ -86,7 +86,7 @@ func mac(key []byte, purpose string, parts [][]byte) []byte {
 }
 
 // SetKeys replaces the MAC keys, current first, as a host rotating the
-// plugin's Config.Keys does; with none, the Env goes back to [DefaultKey]
+// plugin's Config.Keys does; with none, the Env goes back to defaultKey
 // alone. Put a new key before the old one to rotate, and leave the old
 // one out to retire it.
 func (e *Env) SetKeys(keys ...[]byte) {
