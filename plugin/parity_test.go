@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/sspr-go/sspr/flows"
 	"github.com/sspr-go/sspr/flows/email"
@@ -103,15 +104,7 @@ func TestUnknownIdentifierOnPostgresWithSMS(t *testing.T) {
 	t.Cleanup(func() { st.Close() })
 	h := newHarness(t, func(c *plugin.Config) {
 		c.Store = st
-		mail, err := email.New(email.Config{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		text, err := sms.New(sms.Config{Store: st, Keys: [][]byte{[]byte("sms test key, exactly 32 bytes!!")}, Now: c.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Flows = []flows.Flow{mail, text}
+		c.Flows = emailAndSMS(t, st, c.Now)
 	})
 	for _, id := range []string{"alice@example.com", "nobody@example.com"} {
 		b := plugintest.NewBrowser(t)
@@ -140,15 +133,7 @@ func (s decoyFailingStore) Factors(ctx context.Context, userID, flow string) ([]
 // error included: it answers as a known user's start does.
 func TestDecoyOptionsErrorsDoNotShow(t *testing.T) {
 	h := newHarness(t, func(c *plugin.Config) {
-		mail, err := email.New(email.Config{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		text, err := sms.New(sms.Config{Store: decoyFailingStore{c.Store}, Keys: [][]byte{[]byte("sms test key, exactly 32 bytes!!")}, Now: c.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Flows = []flows.Flow{mail, text}
+		c.Flows = emailAndSMS(t, decoyFailingStore{c.Store}, c.Now)
 	})
 	for _, id := range []string{"alice@example.com", "nobody@example.com"} {
 		b := plugintest.NewBrowser(t)
@@ -156,4 +141,18 @@ func TestDecoyOptionsErrorsDoNotShow(t *testing.T) {
 			t.Fatalf("start for %s: status %d", id, p.Status)
 		}
 	}
+}
+
+// emailAndSMS returns the email flow and an SMS flow on st.
+func emailAndSMS(t *testing.T, st store.Store, now func() time.Time) []flows.Flow {
+	t.Helper()
+	mail, err := email.New(email.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := sms.New(sms.Config{Store: st, Keys: [][]byte{[]byte("sms test key, exactly 32 bytes!!")}, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []flows.Flow{mail, text}
 }
